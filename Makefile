@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: MIT
+# wsd: a plain GNU Makefile. `make` builds, `make run` starts wsd, `make test` runs every suite,
+# `make asan` runs them again under AddressSanitizer and UBSan. V=1 shows the commands.
+
+BUILD ?= build
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+PKGS := liburing wolfssl
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+        -Wcast-align -Wwrite-strings -Wundef -Wvla -Wformat=2 -Wimplicit-fallthrough
+OPT ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+WERROR ?= -Werror
+CPPFLAGS += -D_GNU_SOURCE -I.
+CFLAGS += -std=gnu11 $(OPT) $(WARN) $(WERROR) $(SANITIZE) -MMD -MP
+LDFLAGS += $(SANITIZE)
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(wildcard proto/*.c) $(filter-out core/main.c,$(wildcard core/*.c)) \
+           $(wildcard supervisor/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+
+.PHONY: all deps deps-test run test unit asan clean
+all: $(BUILD)/wsd
+
+deps:
+	$(Q)./scripts/install-deps.sh build
+
+deps-test:
+	$(Q)./scripts/install-deps.sh test
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libwsd.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/wsd: $(BUILD)/core/main.o $(BUILD)/libwsd.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libwsd.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+unit: $(UNIT_BIN)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd
+	@echo "wsd: starting the echo server on ws://127.0.0.1:8080/ (stop it with Ctrl-C)"
+	$(Q)WSD_LISTEN=$${WSD_LISTEN:-127.0.0.1:8080} exec ./$(BUILD)/wsd
+
+test: deps-test
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd unit
+	$(Q)BUILD=$(BUILD) ./tests/run.sh
+
+asan: deps-test
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd unit
+	$(Q)BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/run.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
