@@ -23,8 +23,8 @@ else
 Q := @
 endif
 
-LIB_SRC := $(wildcard proto/*.c) $(filter-out core/main.c,$(wildcard core/*.c)) \
-           $(wildcard supervisor/*.c)
+LIB_SRC := $(wildcard proto/*.c) $(wildcard core/*.c) \
+           $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -48,7 +48,7 @@ $(BUILD)/libwsd.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/wsd: $(BUILD)/core/main.o $(BUILD)/libwsd.a
+$(BUILD)/wsd: $(BUILD)/supervisor/main.o $(BUILD)/libwsd.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -77,4 +77,4 @@ asan: deps-test
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/core/main.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/supervisor/main.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

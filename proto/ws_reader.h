@@ -60,6 +60,7 @@ struct wsd_ws_reader {
     uint32_t _utf8;
     uint8_t _ctrl[WSD_CONTROL_PAYLOAD_MAX];
     size_t _ctrl_len;
+    uint16_t _error;       /* FAILED: the close code returned again on every later call */
 };
 
 void wsd_ws_reader_init(struct wsd_ws_reader *r, uint64_t max_message, uint32_t max_fragments,
@@ -72,7 +73,9 @@ void wsd_ws_reader_init(struct wsd_ws_reader *r, uint64_t max_message, uint32_t 
  * returns events. Returns WSD_PROTO_ERR_CLOSE(code) on a violation, with code 1002 (protocol),
  * 1007 (invalid UTF-8) or 1009 (too big); the reader then stays failed.
  * A zero-length message yields one DATA event with len 0 and first=true, then MESSAGE_END.
- * For compressed messages UTF-8 is not checked (the inflated text must be). */
+ * For compressed messages UTF-8 is not checked (the inflated text must be).
+ * At most INT_MAX bytes are looked at per call (the return is an int): a larger len is
+ * treated as INT_MAX, so call again with the rest. */
 int wsd_ws_reader_feed(struct wsd_ws_reader *r, uint8_t *buf, size_t len,
                        struct wsd_ws_event *ret_ev);
 

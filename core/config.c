@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/* The WSD_* table: name, type, default, range and help, in one place. Values are parsed as whole
+ * strings with range checks; a bad one is reported once and startup stops (exit 2). */
+#include "core/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/listen.h"
+
+enum config_type {
+    CONFIG_UINT,  /* decimal integer in [min, max] */
+    CONFIG_ENUM,  /* one of the names in choices, stored as its index */
+    CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
+};
+
+struct config_var {
+    const char *name;
+    enum config_type type;
+    const char *def;
+    uint64_t min, max;
+    const char *const *choices; /* CONFIG_ENUM: NULL-terminated */
+    size_t offset;
+    const char *help;
+};
+
+static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
+static const char *const handlers[] = {"echo", NULL};
+
+#define FIELD(f) offsetof(struct wsd_config, f)
+
+static const struct config_var config_vars[] = {
+    {"WSD_LISTEN", CONFIG_ADDR, "127.0.0.1:8080", 0, 0, NULL, FIELD(listen),
+     "address to listen on: IPv4 host:port or [IPv6]:port; port 0 picks a free port"},
+    {"WSD_HANDLER", CONFIG_ENUM, "echo", 0, 0, handlers, FIELD(handler),
+     "what a worker does with messages: echo sends each one back"},
+    {"WSD_POOL_MIN", CONFIG_UINT, "4", 0, 1000, NULL, FIELD(pool_min),
+     "idle worker processes kept ready"},
+    {"WSD_MAX_CONNS", CONFIG_UINT, "10000", 1, 19000, NULL, FIELD(max_conns),
+     "live connections; beyond it handshakes get 503"},
+    {"WSD_MAX_MESSAGE", CONFIG_UINT, "1048576", 125, 1073741824, NULL, FIELD(max_message),
+     "bytes in one message (all fragments); beyond it the connection closes with 1009"},
+    {"WSD_MAX_FRAGMENTS", CONFIG_UINT, "65536", 1, 16777216, NULL, FIELD(max_fragments),
+     "frames in one message; beyond it the connection closes with 1009"},
+    {"WSD_MAX_HEADER_BYTES", CONFIG_UINT, "8192", 1024, 65536, NULL, FIELD(max_header_bytes),
+     "bytes of the upgrade request; beyond it the answer is 431"},
+    {"WSD_HANDSHAKE_TIMEOUT_MS", CONFIG_UINT, "10000", 100, 600000, NULL,
+     FIELD(handshake_timeout_ms), "time for a client to send its whole upgrade request; then 408"},
+    {"WSD_CLOSE_TIMEOUT_MS", CONFIG_UINT, "5000", 10, 600000, NULL, FIELD(close_timeout_ms),
+     "after sending a close frame, how long to wait for the client's"},
+    {"WSD_SHUTDOWN_GRACE_MS", CONFIG_UINT, "5000", 0, 600000, NULL, FIELD(shutdown_grace_ms),
+     "on SIGTERM/SIGINT, how long workers may take to close before SIGKILL"},
+    {"WSD_LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, log_levels, FIELD(log_level),
+     "error, warn, notice, info (one line per connection open and close) or debug"},
+};
+
+#define CONFIG_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
+
+size_t wsd_config_count(void)
+{
+    return CONFIG_COUNT;
+}
+
+const char *wsd_config_name(size_t i)
+{
+    return i < CONFIG_COUNT ? config_vars[i].name : NULL;
+}
+
+static bool parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *ret = v;
+    return true;
+}
+
+static bool parse_enum(const char *s, const char *const *choices, uint64_t *ret)
+{
+    for (uint64_t i = 0; choices[i]; i++)
+        if (strcmp(s, choices[i]) == 0) {
+            *ret = i;
+            return true;
+        }
+    return false;
+}
+
+static void describe_allowed(const struct config_var *v, char *out, size_t cap)
+{
+    size_t n = 0;
+    switch (v->type) {
+    case CONFIG_UINT:
+        snprintf(out, cap, "an integer from %" PRIu64 " to %" PRIu64, v->min, v->max);
+        break;
+    case CONFIG_ENUM:
+        n = (size_t)snprintf(out, cap, "one of:");
+        for (size_t i = 0; v->choices[i] && n < cap; i++)
+            n += (size_t)snprintf(out + n, cap - n, " %s", v->choices[i]);
+        break;
+    case CONFIG_ADDR:
+        snprintf(out, cap, "host:port with a numeric IPv4 host, or [IPv6]:port, port 0-65535");
+        break;
+    }
+}
+
+static bool parse_value(const struct config_var *v, const char *s, struct wsd_config *cfg)
+{
+    void *field = (char *)cfg + v->offset;
+    switch (v->type) {
+    case CONFIG_UINT:
+        return parse_uint(s, v->min, v->max, field);
+    case CONFIG_ENUM:
+        return parse_enum(s, v->choices, field);
+    case CONFIG_ADDR: {
+        struct sockaddr_storage ss;
+        if (strlen(s) >= sizeof(cfg->listen) || wsd_listen_parse_addr(s, &ss) < 0)
+            return false;
+        strcpy(field, s);
+        return true;
+    }
+    }
+    return false;
+}
+
+int wsd_config_load(struct wsd_config *ret, FILE *err_out)
+{
+    struct wsd_config cfg = {0};
+    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+        const struct config_var *v = &config_vars[i];
+        const char *s = secure_getenv(v->name);
+        bool from_env = s != NULL;
+        if (!from_env)
+            s = v->def;
+        if (!parse_value(v, s, &cfg)) {
+            char allowed[256];
+            describe_allowed(v, allowed, sizeof(allowed));
+            fprintf(err_out, "wsd: invalid %s=\"%s\"%s: expected %s\n", v->name, s,
+                    from_env ? "" : " (built-in default)", allowed);
+            return -EINVAL;
+        }
+    }
+    *ret = cfg;
+    return 0;
+}
+
+void wsd_config_print_help(FILE *out)
+{
+    fprintf(out, "Environment variables (all optional):\n");
+    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+        const struct config_var *v = &config_vars[i];
+        char allowed[256];
+        describe_allowed(v, allowed, sizeof(allowed));
+        fprintf(out, "  %-26s %s\n  %-26s default %s; %s\n", v->name, v->help, "", v->def,
+                allowed);
+    }
+}

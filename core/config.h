@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Every WSD_* variable, read once at startup from one table into a const struct wsd_config.
+ * Nothing else in wsd calls getenv. */
+#ifndef WSD_CORE_CONFIG_H
+#define WSD_CORE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum wsd_handler {
+    WSD_HANDLER_ECHO = 0,
+};
+
+struct wsd_config {
+    char listen[128];           /* WSD_LISTEN, "host:port" or "[v6]:port" */
+    uint64_t pool_min;          /* idle workers kept ready */
+    uint64_t max_conns;         /* live WebSocket connections, then 503 */
+    uint64_t max_message;       /* bytes per message, then 1009 */
+    uint64_t max_fragments;     /* frames per message, then 1009 */
+    uint64_t max_header_bytes;  /* upgrade request bytes, then 431 */
+    uint64_t handshake_timeout_ms;
+    uint64_t close_timeout_ms;  /* wait for the peer's close frame after ours */
+    uint64_t shutdown_grace_ms; /* SIGTERM to workers, then SIGKILL after this */
+    uint64_t log_level;         /* enum wsd_log_level */
+    uint64_t handler;           /* enum wsd_handler */
+};
+
+/* Fill *ret from the environment. On a bad value, write one line naming the variable, the
+ * value and what is allowed to err_out and return -EINVAL. */
+int wsd_config_load(struct wsd_config *ret, FILE *err_out);
+
+/* Print every variable with its default, range and meaning (wsd --help). */
+void wsd_config_print_help(FILE *out);
+
+/* The number of variables in the table, and the i-th name (for tests and docs). */
+size_t wsd_config_count(void);
+const char *wsd_config_name(size_t i);
+
+#endif

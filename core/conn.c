@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker's side of one WebSocket connection: an epoll loop over the socket, a signalfd and
+ * a timerfd. Whole messages go to the handler; output is written at once when the socket takes
+ * it and buffered only when it does not, and reading pauses while too much is buffered. */
+#include "core/conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/handoff.h"
+#include "core/listen.h"
+#include "core/log.h"
+#include "core/sys.h"
+#include "proto/close.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/http_upgrade.h"
+#include "proto/proto.h"
+#include "proto/ws_codes.h"
+#include "proto/ws_reader.h"
+
+#define IN_BUF_SIZE 65536
+#define OUT_PAUSE_MIN (1u << 20) /* stop reading while this much (or 2 messages) is unsent */
+#define LOG_PATH_MAX 256
+
+enum conn_state {
+    ST_OPEN,      /* messages flow both ways */
+    ST_CLOSING,   /* our close frame is queued; frames are read until the client's close */
+    ST_FINISHING, /* no more input is parsed; flush output, then half-close */
+    ST_DRAIN,     /* half-closed: read and drop until the client closes or the timer fires */
+    ST_DONE,
+};
+
+enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER };
+
+struct wsd_conn {
+    const struct wsd_config *cfg;
+    int fd, sig_fd, timer_fd, ep;
+    enum conn_state state;
+    struct wsd_ws_reader reader;
+    struct wsd_buf msg; /* the message being reassembled */
+    uint8_t msg_opcode;
+    struct wsd_buf out; /* bytes the socket has not taken yet */
+    size_t out_pause;
+    uint32_t ep_events; /* what fd is registered for */
+    bool code_set;
+    wsd_conn_message_cb on_message;
+    void *userdata;
+    struct wsd_conn_result res;
+    uint64_t id;
+    uint64_t start_ms;
+    char peer[WSD_ADDR_STRLEN];
+    char path[LOG_PATH_MAX];
+};
+
+static void update_epoll(struct wsd_conn *c)
+{
+    uint32_t want = EPOLLRDHUP;
+    if (c->state != ST_DONE && (c->out.len < c->out_pause || c->state >= ST_FINISHING))
+        want |= EPOLLIN;
+    if (c->out.len > 0)
+        want |= EPOLLOUT;
+    if (want == c->ep_events)
+        return;
+    struct epoll_event ev = {.events = want, .data.u32 = EV_SOCKET};
+    (void)epoll_ctl(c->ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->ep_events = want;
+}
+
+static void arm_timer(struct wsd_conn *c, uint64_t ms)
+{
+    struct itimerspec its = {
+        .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L},
+    };
+    (void)timerfd_settime(c->timer_fd, 0, &its, NULL);
+}
+
+static void set_done_abnormal(struct wsd_conn *c)
+{
+    if (!c->code_set) {
+        c->res.close_code = WSD_CLOSE_ABNORMAL;
+        c->res.closed_by = WSD_CLOSED_ABNORMAL;
+        c->code_set = true;
+    }
+    c->state = ST_DONE;
+}
+
+/* Write as much of iov as the socket takes now; buffer the rest. */
+static int send_iov(struct wsd_conn *c, struct iovec *iov, int n)
+{
+    size_t total = 0, sent = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (c->out.len == 0 && c->state != ST_DONE) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) {
+            set_done_abnormal(c);
+            return -EPIPE;
+        }
+        sent = w > 0 ? (size_t)w : 0;
+    }
+    for (int i = 0; i < n && sent < total; i++) {
+        size_t skip = sent > iov[i].iov_len ? iov[i].iov_len : sent;
+        sent -= skip;
+        if (wsd_buf_append(&c->out, (uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip))
+            return -ENOMEM;
+    }
+    update_epoll(c);
+    return 0;
+}
+
+static int send_frame(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[WSD_FRAME_HEADER_MAX];
+    size_t hlen = wsd_frame_header_write(hdr, true, 0, opcode, len, NULL);
+    struct iovec iov[2] = {{hdr, hlen}, {(void *)data, len}};
+    return send_iov(c, iov, 2);
+}
+
+int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    if (c->state != ST_OPEN)
+        return -EPIPE;
+    c->res.out_msgs++;
+    c->res.out_bytes += len;
+    return send_frame(c, opcode, data, len);
+}
+
+/* Send our close frame (once) and wait for the client's. */
+static void start_close(struct wsd_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != ST_OPEN)
+        return;
+    uint8_t payload[WSD_CONTROL_PAYLOAD_MAX];
+    size_t n = wsd_close_payload_write(payload, code, reason, strlen(reason));
+    (void)send_frame(c, WSD_OP_CLOSE, payload, n);
+    if (!c->code_set) {
+        c->res.close_code = code;
+        c->res.closed_by = WSD_CLOSED_BY_SERVER;
+        c->code_set = true;
+    }
+    if (c->state != ST_DONE)
+        c->state = ST_CLOSING;
+    arm_timer(c, c->cfg->close_timeout_ms);
+}
+
+/* RFC 6455 7.1.7: fail the connection: our close frame with the code, then the TCP close. */
+static void fail(struct wsd_conn *c, uint16_t code)
+{
+    start_close(c, code, "");
+    if (c->state != ST_DONE)
+        c->state = ST_FINISHING;
+}
+
+static void handle_close_frame(struct wsd_conn *c, const struct wsd_ws_event *ev)
+{
+    if (c->state == ST_OPEN) {
+        /* RFC 6455 5.5.1: echo the status code; a close without one gets an empty close. */
+        uint8_t payload[WSD_CONTROL_PAYLOAD_MAX];
+        size_t n = wsd_close_payload_write(payload, ev->close_code, "", 0);
+        (void)send_frame(c, WSD_OP_CLOSE, payload, n);
+        c->res.close_code = ev->close_code;
+        c->res.closed_by = WSD_CLOSED_BY_CLIENT;
+        c->code_set = true;
+        arm_timer(c, c->cfg->close_timeout_ms);
+    }
+    if (c->state != ST_DONE)
+        c->state = ST_FINISHING;
+}
+
+static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
+{
+    switch (ev->type) {
+    case WSD_WS_EV_DATA:
+        if (ev->first) {
+            wsd_buf_reset(&c->msg, c->cfg->max_message);
+            c->msg_opcode = ev->opcode;
+        }
+        if (wsd_buf_append(&c->msg, ev->data, ev->len) < 0)
+            fail(c, WSD_CLOSE_INTERNAL_ERROR);
+        break;
+    case WSD_WS_EV_MESSAGE_END:
+        if (c->state != ST_OPEN)
+            break;
+        c->res.in_msgs++;
+        c->res.in_bytes += c->msg.len;
+        c->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len, c->userdata);
+        wsd_buf_reset(&c->msg, IN_BUF_SIZE);
+        break;
+    case WSD_WS_EV_PING:
+        if (c->state == ST_OPEN)
+            (void)send_frame(c, WSD_OP_PONG, ev->data, ev->len);
+        break;
+    case WSD_WS_EV_PONG:
+        break;
+    case WSD_WS_EV_CLOSE:
+        handle_close_frame(c, ev);
+        break;
+    case WSD_WS_EV_NONE:
+        break;
+    }
+}
+
+/* Run the receive rules over n bytes at buf. */
+static void process_input(struct wsd_conn *c, uint8_t *buf, size_t n)
+{
+    size_t off = 0;
+    while (c->state == ST_OPEN || c->state == ST_CLOSING) {
+        struct wsd_ws_event ev = {0};
+        int r = wsd_ws_reader_feed(&c->reader, buf + off, n - off, &ev);
+        if (r < 0) {
+            fail(c, (uint16_t)wsd_proto_error_code(r));
+            return;
+        }
+        off += (size_t)r;
+        if (ev.type == WSD_WS_EV_NONE)
+            return;
+        handle_event(c, &ev);
+    }
+}
+
+static void handle_readable(struct wsd_conn *c, uint8_t *in)
+{
+    ssize_t n = recv(c->fd, in, IN_BUF_SIZE, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            set_done_abnormal(c);
+        return;
+    }
+    if (n == 0) {
+        set_done_abnormal(c); /* keeps the code of a close handshake already under way */
+        return;
+    }
+    process_input(c, in, (size_t)n);
+}
+
+static void handle_writable(struct wsd_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t w = send(c->fd, wsd_buf_head(&c->out), c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                set_done_abnormal(c);
+            break;
+        }
+        wsd_buf_consume(&c->out, (size_t)w);
+    }
+    if (c->out.len == 0)
+        wsd_buf_reset(&c->out, IN_BUF_SIZE);
+}
+
+static void handle_signal(struct wsd_conn *c)
+{
+    struct signalfd_siginfo si;
+    if (read(c->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+        return;
+    if (c->state == ST_OPEN)
+        start_close(c, WSD_CLOSE_GOING_AWAY, "");
+    else
+        c->state = ST_DONE; /* a second SIGTERM while closing: stop waiting */
+}
+
+/* Parse the handed-off request again for what the connection needs, and queue the 101. */
+static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
+{
+    struct wsd_http_upgrade req = {0};
+    uint32_t n = p->handoff->request_len;
+    if (wsd_http_upgrade_parse(&req, p->payload, n, n) != (int)n)
+        return -EBADMSG;
+    char accept[WSD_ACCEPT_LEN + 1];
+    if (wsd_handshake_accept(req.key.ptr, req.key.len, accept) < 0)
+        return -EINVAL;
+    char resp[512];
+    size_t len = wsd_handshake_response_101(resp, sizeof(resp), accept, NULL, NULL);
+    size_t plen = req.target.len < LOG_PATH_MAX - 1 ? req.target.len : LOG_PATH_MAX - 1;
+    memcpy(c->path, req.target.ptr, plen);
+    c->path[plen] = '\0';
+    struct iovec iov = {resp, len};
+    return send_iov(c, &iov, 1);
+}
+
+static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
+{
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (c->ep < 0 || c->timer_fd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = EV_SOCKET};
+    c->ep_events = ev.events;
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        return -errno;
+    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_SIGNAL};
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0)
+        return -errno;
+    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_TIMER};
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->timer_fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+static void log_close(const struct wsd_conn *c)
+{
+    static const char *const by[] = {"client", "server", "abnormal"};
+    wsd_log_info("close conn=%" PRIu64 " pid=%d peer=%s path=%s duration_ms=%" PRIu64
+                 " in_msgs=%" PRIu64 " in_bytes=%" PRIu64 " out_msgs=%" PRIu64
+                 " out_bytes=%" PRIu64 " code=%u by=%s",
+                 c->id, (int)getpid(), c->peer, c->path, wsd_now_ms() - c->start_ms,
+                 c->res.in_msgs, c->res.in_bytes, c->res.out_msgs, c->res.out_bytes,
+                 c->res.close_code, by[c->res.closed_by]);
+}
+
+static void run(struct wsd_conn *c, uint8_t *in)
+{
+    while (c->state != ST_DONE) {
+        if (c->state == ST_FINISHING && c->out.len == 0) {
+            (void)shutdown(c->fd, SHUT_WR);
+            c->state = ST_DRAIN;
+        }
+        update_epoll(c);
+        struct epoll_event evs[4];
+        int n = epoll_wait(c->ep, evs, 4, -1);
+        for (int i = 0; i < n && c->state != ST_DONE; i++) {
+            switch (evs[i].data.u32) {
+            case EV_SOCKET:
+                if (evs[i].events & EPOLLOUT)
+                    handle_writable(c);
+                if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                    handle_readable(c, in);
+                break;
+            case EV_SIGNAL:
+                handle_signal(c);
+                break;
+            case EV_TIMER:
+                c->state = ST_DONE; /* the client never finished the close handshake */
+                break;
+            }
+        }
+    }
+}
+
+int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
+{
+    static uint8_t in[IN_BUF_SIZE];
+    struct wsd_conn c = {
+        .cfg = p->cfg,
+        .fd = p->fd,
+        .sig_fd = p->sig_fd,
+        .timer_fd = -1,
+        .ep = -1,
+        .on_message = p->on_message,
+        .userdata = p->userdata,
+        .id = p->handoff->conn_id,
+        .start_ms = wsd_now_ms(),
+        .out_pause = p->cfg->max_message * 2 > OUT_PAUSE_MIN ? p->cfg->max_message * 2
+                                                             : OUT_PAUSE_MIN,
+    };
+    wsd_addr_format(&p->handoff->peer, c.peer);
+    wsd_ws_reader_init(&c.reader, p->cfg->max_message, (uint32_t)p->cfg->max_fragments, true,
+                       false);
+    int r = setup(&c, p);
+    if (r == 0)
+        r = send_upgrade(&c, p);
+    if (r < 0) {
+        wsd_log_error(r, "setting up conn=%" PRIu64 " peer=%s failed", c.id, c.peer);
+        goto out;
+    }
+    wsd_log_info("open conn=%" PRIu64 " pid=%d peer=%s path=%s", c.id, (int)getpid(), c.peer,
+                 c.path);
+    uint32_t extra = p->handoff->extra_len;
+    if (extra > 0) /* a client may send its first frames with the request */
+        process_input(&c, p->payload + p->handoff->request_len, extra);
+    run(&c, in);
+    log_close(&c);
+    *ret = c.res;
+out:
+    wsd_close(c.fd);
+    wsd_close(c.timer_fd);
+    wsd_close(c.ep);
+    wsd_buf_done(&c.msg);
+    wsd_buf_done(&c.out);
+    return r;
+}

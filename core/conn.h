@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* One upgraded WebSocket connection, served by the worker that owns it: sends the 101, runs
+ * the RFC 6455 receive rules, hands whole messages to a handler, answers pings and closes, and
+ * ends the connection on a close handshake, a violation, a signal or a dead peer. */
+#ifndef WSD_CORE_CONN_H
+#define WSD_CORE_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wsd_config;
+struct wsd_conn;
+struct wsd_handoff;
+
+/* A whole message arrived: opcode is WSD_OP_TEXT or WSD_OP_BINARY; data is valid during the
+ * call only. */
+typedef void (*wsd_conn_message_cb)(struct wsd_conn *c, uint8_t opcode, const uint8_t *data,
+                                    size_t len, void *userdata);
+
+struct wsd_conn_params {
+    const struct wsd_config *cfg;
+    int fd;     /* the upgraded socket; wsd_conn_serve closes it */
+    int sig_fd; /* signalfd for SIGTERM: a graceful close with 1001 */
+    const struct wsd_handoff *handoff;
+    uint8_t *payload; /* the request, then bytes that followed it (read and written) */
+    wsd_conn_message_cb on_message;
+    void *userdata;
+};
+
+enum wsd_closed_by {
+    WSD_CLOSED_BY_CLIENT = 0, /* the client sent the first close frame */
+    WSD_CLOSED_BY_SERVER,     /* wsd sent the first close frame (violation, signal) */
+    WSD_CLOSED_ABNORMAL,      /* the TCP connection ended without a close handshake */
+};
+
+struct wsd_conn_result {
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
+    uint16_t close_code; /* the first close code sent or received; 1006 if none */
+    enum wsd_closed_by closed_by;
+};
+
+/* Serve the connection until it ends; logs one line when it opens and one when it closes.
+ * Returns 0, or -errno if it could not even start (fd closed either way). */
+int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret);
+
+/* Queue a whole message (one frame) to the client. Returns 0, -EPIPE once the connection is
+ * closing, or -ENOMEM. */
+int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* The acceptor: one io_uring loop that accepts, reads and validates upgrade requests, answers
+ * refused ones, and hands valid ones to the worker pool. It runs in its own process so the
+ * supervisor never parses a byte from the network. */
+#ifndef WSD_CORE_LOOP_H
+#define WSD_CORE_LOOP_H
+
+#include <stdint.h>
+
+struct wsd_config;
+struct wsd_shared;
+
+/* What the supervisor tells the acceptor on the control socket. */
+enum wsd_acceptor_msg_type {
+    WSD_ACCEPTOR_MSG_CLOSED = 1, /* count connections ended: they no longer count as live */
+};
+
+struct wsd_acceptor_msg {
+    uint32_t type;
+    uint32_t count;
+};
+
+struct wsd_acceptor_args {
+    const struct wsd_config *cfg;
+    int listen_fd;
+    int dispatch_fd; /* write end of the shared worker queue */
+    int ctl_fd;      /* messages from the supervisor */
+    struct wsd_shared *shared;
+    uint64_t live;   /* connections live at start (handed off and not yet ended) */
+};
+
+/* Run until SIGTERM/SIGINT (read through a signalfd; the caller has them blocked). Returns an
+ * exit status from supervisor/exit.h terms: 0 after a signal, non-zero on a fatal error. */
+int wsd_acceptor_run(const struct wsd_acceptor_args *args);
+
+#endif

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* The page the supervisor shares with the acceptor (MAP_SHARED, made before the first fork):
+ * the connection-id counter, so ids are never reused across acceptor restarts, and the
+ * acceptor's handshake counters. Only the acceptor writes it; workers unmap it at birth. */
+#ifndef WSD_CORE_SHARED_H
+#define WSD_CORE_SHARED_H
+
+#include <stdint.h>
+
+enum wsd_hs_fail {
+    WSD_HS_FAIL_400 = 0,
+    WSD_HS_FAIL_405,
+    WSD_HS_FAIL_408,
+    WSD_HS_FAIL_426,
+    WSD_HS_FAIL_431,
+    WSD_HS_FAIL_503,
+    WSD_HS_FAIL_EOF, /* the client left before finishing its request */
+    WSD_HS_FAIL_COUNT,
+};
+
+struct wsd_shared {
+    uint64_t next_conn_id; /* the id the next handed-off connection gets; starts at 1 */
+    uint64_t accepted;     /* TCP connections accepted */
+    uint64_t handed_off;   /* upgrade requests validated and passed to a worker */
+    uint64_t hs_fail[WSD_HS_FAIL_COUNT];
+};
+
+#endif

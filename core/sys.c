@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* Raw syscalls behind one seam: clone3, pidfd_send_signal, waitid(P_PIDFD), close_range. */
+#include "core/sys.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int wsd_sys_clone3_pidfd(uint64_t extra_flags, int *ret_pidfd)
+{
+    int pidfd = -1;
+    struct clone_args args = {
+        .flags = CLONE_PIDFD | extra_flags,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid < 0)
+        return -errno;
+    if (pid > 0)
+        *ret_pidfd = pidfd;
+    return (int)pid;
+}
+
+int wsd_sys_pidfd_send_signal(int pidfd, int sig, siginfo_t *info)
+{
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, info, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+int wsd_sys_waitid_pidfd(int pidfd, siginfo_t *ret_info, int options)
+{
+    for (;;) {
+        memset(ret_info, 0, sizeof(*ret_info));
+        if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, ret_info, WEXITED | options) == 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int wsd_sys_close_range(unsigned first, unsigned flags)
+{
+    if (syscall(SYS_close_range, first, ~0U, flags) < 0)
+        return -errno;
+    return 0;
+}
+
+int wsd_close(int fd)
+{
+    if (fd >= 0) {
+        int saved = errno;
+        (void)close(fd);
+        errno = saved;
+    }
+    return -1;
+}
+
+uint64_t wsd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t wsd_now_ms(void)
+{
+    return wsd_now_ns() / 1000000ull;
+}

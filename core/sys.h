@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The one seam to the kernel for calls glibc 2.36 lacks or that wsd wraps: each returns >= 0
+ * or -errno, and every fd it creates is CLOEXEC. None retries EINTR unless it says so. */
+#ifndef WSD_CORE_SYS_H
+#define WSD_CORE_SYS_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+/* clone3() with CLONE_PIDFD | extra_flags and exit signal SIGCHLD. Returns 0 in the child,
+ * the child's pid in the parent with *ret_pidfd set (CLOEXEC), or -errno. */
+int wsd_sys_clone3_pidfd(uint64_t extra_flags, int *ret_pidfd);
+
+/* pidfd_send_signal(); info may be NULL. The only way wsd signals a process. */
+int wsd_sys_pidfd_send_signal(int pidfd, int sig, siginfo_t *info);
+
+/* waitid(P_PIDFD, pidfd, WEXITED | options). Retries EINTR. Returns 0 with *ret_info filled
+ * (ret_info->si_pid == 0 if WNOHANG and not yet exited), or -errno. */
+int wsd_sys_waitid_pidfd(int pidfd, siginfo_t *ret_info, int options);
+
+/* close_range(first, ~0U, flags). */
+int wsd_sys_close_range(unsigned first, unsigned flags);
+
+/* close() that accepts -1 and returns -1, for fd = wsd_close(fd). Never retries EINTR (Linux
+ * has released the fd even then). */
+int wsd_close(int fd);
+
+/* Monotonic time in nanoseconds and milliseconds. */
+uint64_t wsd_now_ns(void);
+uint64_t wsd_now_ms(void);
+
+#endif

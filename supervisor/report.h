@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* What workers tell the supervisor, over one SOCK_SEQPACKET socket shared by all of them. The
+ * kernel stamps each message with the sender's pid (SO_PASSCRED), and the supervisor accepts it
+ * only if that pid and the cookie given at spawn both match the slot named: a worker cannot
+ * speak for another. */
+#ifndef WSD_SUPERVISOR_REPORT_H
+#define WSD_SUPERVISOR_REPORT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum wsd_report_type {
+    WSD_REPORT_BUSY = 1, /* took connection conn_id from the dispatch queue */
+};
+
+struct wsd_report {
+    uint32_t type;
+    uint32_t slot;
+    uint64_t cookie;
+    uint64_t conn_id;
+};
+
+/* Send a report (blocking: the supervisor always drains). Returns 0 or -errno. */
+int wsd_report_send(int fd, const struct wsd_report *r);
+
+/* Receive one report without blocking; *ret_pid is the kernel-verified sender. Returns 0,
+ * -EAGAIN when none is queued, -EBADMSG for a malformed one, or -errno. */
+int wsd_report_recv(int fd, struct wsd_report *ret, pid_t *ret_pid);
+
+#endif

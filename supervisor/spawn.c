@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* clone3 with CLONE_PIDFD, and the child-side setup every wsd child shares. */
+#include "supervisor/spawn.h"
+
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "core/sys.h"
+#include "supervisor/exit.h"
+
+pid_t wsd_spawn_worker(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
+{
+    int r = wsd_sys_clone3_pidfd(CLONE_FILES, ret_pidfd);
+    if (r != 0)
+        return r;
+    /* Child: a private, small fd table before anything else touches it (PLATFORM.md). */
+    if (wsd_sys_close_range(WSD_FD_FIRST_PRIVATE, CLOSE_RANGE_UNSHARE) < 0)
+        _exit(WSD_EXIT_FAILURE);
+    child_main(arg);
+    _exit(WSD_EXIT_FAILURE);
+}
+
+pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
+{
+    int r = wsd_sys_clone3_pidfd(0, ret_pidfd);
+    if (r != 0)
+        return r;
+    child_main(arg);
+    _exit(WSD_EXIT_FAILURE);
+}
+
+void wsd_spawn_child_init(const char *name, pid_t supervisor_pid)
+{
+    (void)prctl(PR_SET_NAME, name);
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != supervisor_pid) /* it died before PDEATHSIG was set */
+        _exit(WSD_EXIT_FAILURE);
+    (void)setpgid(0, 0);
+}

@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+/* The supervisor's epoll loop: signals, worker reports, pidfds, a tick for deadlines. Handlers
+ * set state; the loop decides once per iteration what to spawn, and when everything is done. */
+#include "supervisor/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/handoff.h"
+#include "core/listen.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/shared.h"
+#include "core/sys.h"
+#include "proto/handshake.h"
+#include "proto/ws_codes.h"
+#include "supervisor/exit.h"
+#include "supervisor/pool.h"
+#include "supervisor/reap.h"
+#include "supervisor/report.h"
+#include "supervisor/spawn.h"
+#include "supervisor/worker.h"
+
+#define TICK_MS 250
+#define LISTEN_BACKLOG 4096
+#define RESERVED_FDS 64 /* the supervisor's own fds besides one pidfd per worker */
+#define ACCEPTOR_RESTART_MS 1000 /* a crash-looping acceptor restarts at most this often */
+
+enum tag { TAG_SIGNAL = 1, TAG_REPORT, TAG_DISPATCH, TAG_TICK, TAG_ACCEPTOR, TAG_WORKER };
+
+struct supervisor {
+    const struct wsd_config *cfg;
+    pid_t self;
+    int ep, sig_fd, tick_fd, listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
+    struct wsd_shared *shared;
+    struct wsd_pool pool;
+    uint64_t cookie_seed;
+    int acceptor_pidfd;
+    pid_t acceptor_pid;
+    uint64_t acceptor_started_ms, acceptor_restart_at_ms;
+    uint64_t spawn_blocked_until_ms;
+    uint32_t idle_failures;
+    bool stopping, killed;
+    uint64_t stop_deadline_ms;
+    int exit_status;
+};
+
+static int epoll_watch(struct supervisor *s, int fd, enum tag tag, uint32_t slot, uint32_t ev)
+{
+    struct epoll_event e = {.events = ev, .data.u64 = (uint64_t)tag << 32 | slot};
+    return epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+/* The acceptor's copy of the fds it needs, at 3, 4, 5; everything else closed (the worker
+ * pidfds above all: only the supervisor may signal workers). */
+static void acceptor_main(void *arg)
+{
+    struct supervisor *s = arg;
+    wsd_spawn_child_init("wsd-acceptor", s->self);
+    wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-acceptor");
+    int t[3] = {dup(s->listen_fd), dup(s->dispatch_w), dup(s->ctl_a)};
+    for (int i = 0; i < 3; i++)
+        if (t[i] < 0 || (t[i] != 3 + i && dup3(t[i], 3 + i, O_CLOEXEC) < 0))
+            _exit(WSD_EXIT_FAILURE);
+    (void)wsd_sys_close_range(6, 0);
+    struct wsd_acceptor_args a = {
+        .cfg = s->cfg,
+        .listen_fd = 3,
+        .dispatch_fd = 4,
+        .ctl_fd = 5,
+        .shared = s->shared,
+        .live = s->pool.busy,
+    };
+    int r = wsd_acceptor_run(&a);
+    _exit(r == 0 ? WSD_EXIT_OK : WSD_EXIT_FATAL);
+}
+
+static void acceptor_start(struct supervisor *s)
+{
+    /* Notices queued for a dead acceptor are stale: the new one starts from pool.busy. */
+    struct wsd_acceptor_msg m;
+    while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
+        ;
+    int pidfd;
+    pid_t pid = wsd_spawn_process(acceptor_main, s, &pidfd);
+    if (pid < 0) {
+        wsd_log_error(pid, "clone3() failed while starting the acceptor, retrying");
+        s->acceptor_restart_at_ms = wsd_now_ms() + ACCEPTOR_RESTART_MS;
+        return;
+    }
+    s->acceptor_pidfd = pidfd;
+    s->acceptor_pid = pid;
+    s->acceptor_started_ms = wsd_now_ms();
+    s->acceptor_restart_at_ms = 0;
+    (void)epoll_watch(s, pidfd, TAG_ACCEPTOR, 0, EPOLLIN);
+}
+
+static void notify_closed(struct supervisor *s)
+{
+    if (s->acceptor_pidfd < 0)
+        return;
+    struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_CLOSED, .count = 1};
+    if (send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        wsd_log_warn(errno, "send() failed while telling the acceptor a connection ended");
+}
+
+static int worker_spawn(struct supervisor *s)
+{
+    struct wsd_worker *w = wsd_pool_slot_take(&s->pool);
+    if (!w)
+        return -ENOSPC;
+    uint32_t slot = wsd_pool_index(&s->pool, w);
+    s->pool.spawned_total++;
+    w->cookie = s->cookie_seed ^ (s->pool.spawned_total * 0x9e3779b97f4a7c15ull);
+    struct wsd_worker_args args = {
+        .cfg = s->cfg,
+        .supervisor_pid = s->self,
+        .slot = slot,
+        .cookie = w->cookie,
+        .shared = s->shared,
+    };
+    int pidfd;
+    pid_t pid = wsd_spawn_worker(wsd_worker_main, &args, &pidfd);
+    if (pid < 0) {
+        wsd_pool_slot_release(&s->pool, w);
+        return pid;
+    }
+    w->pidfd = pidfd;
+    w->pid = pid;
+    w->spawned_ms = wsd_now_ms();
+    wsd_pool_set_state(&s->pool, w, WSD_WORKER_IDLE);
+    int r = epoll_watch(s, pidfd, TAG_WORKER, slot, EPOLLIN);
+    if (r < 0)
+        wsd_log_error(r, "epoll_ctl() failed while watching worker pid=%d", pid);
+    return 0;
+}
+
+static bool dispatch_has_pending(void)
+{
+    struct pollfd p = {.fd = WSD_FD_DISPATCH, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* Keep WSD_POOL_MIN idle workers, and at least one while connections wait in the queue. */
+static void pool_replenish(struct supervisor *s)
+{
+    if (s->stopping || wsd_now_ms() < s->spawn_blocked_until_ms)
+        return;
+    while (s->pool.idle < s->cfg->pool_min || (s->pool.idle == 0 && dispatch_has_pending())) {
+        int r = worker_spawn(s);
+        if (r == -ENOSPC)
+            return;
+        if (r < 0) {
+            wsd_log_warn(r, "clone3() failed while spawning a worker, retrying in %d ms",
+                         TICK_MS);
+            s->spawn_blocked_until_ms = wsd_now_ms() + TICK_MS;
+            return;
+        }
+    }
+}
+
+static void handle_reports(struct supervisor *s)
+{
+    struct wsd_report m;
+    pid_t pid;
+    int r;
+    while ((r = wsd_report_recv(s->report_r, &m, &pid)) != -EAGAIN) {
+        if (r < 0)
+            continue;
+        struct wsd_worker *w = m.slot < s->pool.cap ? &s->pool.slots[m.slot] : NULL;
+        if (!w || w->state == WSD_WORKER_FREE || w->pid != pid || w->cookie != m.cookie) {
+            wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring", pid);
+            continue;
+        }
+        if (m.type == WSD_REPORT_BUSY && w->state == WSD_WORKER_IDLE) {
+            wsd_pool_set_state(&s->pool, w, WSD_WORKER_BUSY);
+            w->conn_id = m.conn_id;
+            s->idle_failures = 0;
+        }
+    }
+}
+
+static void handle_worker_exit(struct supervisor *s, uint32_t slot)
+{
+    handle_reports(s); /* a BUSY report may still be queued behind the exit */
+    struct wsd_worker *w = &s->pool.slots[slot];
+    siginfo_t si;
+    if (w->state == WSD_WORKER_FREE || wsd_reap(w->pidfd, &si) != 1)
+        return; /* a stale event for a reused slot, or not dead after all */
+
+    char how[96];
+    wsd_reap_describe(&si, how, sizeof(how));
+    bool abnormal = wsd_reap_is_signaled(&si) || si.si_status != WSD_EXIT_OK;
+    if (w->state == WSD_WORKER_BUSY) {
+        notify_closed(s);
+        if (abnormal && !s->killed)
+            wsd_log_warn(0, "worker pid=%d conn=%" PRIu64 " crashed: %s", w->pid, w->conn_id,
+                         how);
+    } else if (abnormal && !s->stopping) {
+        wsd_log_warn(0, "idle worker pid=%d %s", w->pid, how);
+        /* Workers dying before taking work means spawning is futile for now: back off. */
+        if (++s->idle_failures >= 5) {
+            s->spawn_blocked_until_ms = wsd_now_ms() + ACCEPTOR_RESTART_MS;
+            s->idle_failures = 0;
+        }
+    }
+    w->pidfd = wsd_close(w->pidfd);
+    wsd_pool_slot_release(&s->pool, w);
+}
+
+static void handle_acceptor_exit(struct supervisor *s)
+{
+    siginfo_t si;
+    if (s->acceptor_pidfd < 0 || wsd_reap(s->acceptor_pidfd, &si) != 1)
+        return;
+    s->acceptor_pidfd = wsd_close(s->acceptor_pidfd);
+    if (s->stopping)
+        return;
+    char how[96];
+    wsd_reap_describe(&si, how, sizeof(how));
+    if (!wsd_reap_is_signaled(&si) && si.si_status == WSD_EXIT_FATAL) {
+        wsd_log_error(0, "acceptor pid=%d %s: cannot accept connections, stopping",
+                      s->acceptor_pid, how);
+        s->exit_status = WSD_EXIT_FAILURE;
+        return;
+    }
+    wsd_log_warn(0, "acceptor pid=%d %s, restarting (the listening socket stayed open)",
+                 s->acceptor_pid, how);
+    uint64_t now = wsd_now_ms();
+    bool crash_loop = now - s->acceptor_started_ms < ACCEPTOR_RESTART_MS;
+    s->acceptor_restart_at_ms = crash_loop ? now + ACCEPTOR_RESTART_MS : now;
+}
+
+static void signal_all_workers(struct supervisor *s, int sig)
+{
+    for (uint32_t i = 0; i < s->pool.cap; i++) {
+        struct wsd_worker *w = &s->pool.slots[i];
+        if (w->state != WSD_WORKER_FREE)
+            (void)wsd_sys_pidfd_send_signal(w->pidfd, sig, NULL);
+    }
+}
+
+/* Answer connections still queued for a worker when wsd stops: 503, not a silent close. */
+static void drain_dispatch(struct supervisor *s)
+{
+    char resp[256];
+    size_t n = wsd_handshake_response_error(resp, sizeof(resp), WSD_HTTP_SERVICE_UNAVAILABLE, 1);
+    uint8_t payload[256];
+    struct wsd_handoff h;
+    int fd, r;
+    while ((r = wsd_handoff_recv(WSD_FD_DISPATCH, &h, payload, sizeof(payload), &fd)) != -EAGAIN) {
+        if (r == -EBADMSG)
+            continue;
+        if (r < 0)
+            break;
+        (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        wsd_close(fd);
+    }
+    (void)s;
+}
+
+static void begin_stop(struct supervisor *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    s->stop_deadline_ms = wsd_now_ms() + s->cfg->shutdown_grace_ms;
+    wsd_log_notice("%s: stopping; %u connections get close 1001, SIGKILL after %" PRIu64 " ms",
+                   why, s->pool.busy, s->cfg->shutdown_grace_ms);
+    if (s->acceptor_pidfd >= 0)
+        (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
+    s->listen_fd = wsd_close(s->listen_fd);
+    signal_all_workers(s, SIGTERM);
+}
+
+static void handle_signal(struct supervisor *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+            begin_stop(s, "SIGTERM");
+            break;
+        case SIGINT:
+            begin_stop(s, "SIGINT");
+            break;
+        default:
+            wsd_log_notice("signal %u has no action yet, ignoring", si.ssi_signo);
+            break;
+        }
+    }
+}
+
+static void handle_tick(struct supervisor *s)
+{
+    uint64_t expirations;
+    (void)!read(s->tick_fd, &expirations, sizeof(expirations));
+    uint64_t now = wsd_now_ms();
+    if (s->stopping && !s->killed && now >= s->stop_deadline_ms) {
+        s->killed = true;
+        wsd_log_warn(0, "%u workers still running after %" PRIu64 " ms, sending SIGKILL",
+                     wsd_pool_live(&s->pool), s->cfg->shutdown_grace_ms);
+        signal_all_workers(s, SIGKILL);
+        if (s->acceptor_pidfd >= 0)
+            (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGKILL, NULL);
+    }
+    if (!s->stopping && s->acceptor_pidfd < 0 && s->acceptor_restart_at_ms &&
+        now >= s->acceptor_restart_at_ms)
+        acceptor_start(s);
+}
+
+static void handle_event(struct supervisor *s, uint64_t data)
+{
+    uint32_t slot = (uint32_t)data;
+    switch ((enum tag)(data >> 32)) {
+    case TAG_SIGNAL:
+        handle_signal(s);
+        break;
+    case TAG_REPORT:
+        handle_reports(s);
+        break;
+    case TAG_DISPATCH:
+        break; /* woken so pool_replenish sees the queue */
+    case TAG_TICK:
+        handle_tick(s);
+        break;
+    case TAG_ACCEPTOR:
+        handle_acceptor_exit(s);
+        break;
+    case TAG_WORKER:
+        handle_worker_exit(s, slot);
+        break;
+    }
+}
+
+/* Fail startup when one pidfd per allowed connection cannot fit in RLIMIT_NOFILE. */
+static int check_fd_limit(const struct wsd_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    rlim_t need = cfg->max_conns + cfg->pool_min + RESERVED_FDS;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need) {
+        fprintf(stderr,
+                "wsd: invalid WSD_MAX_CONNS=\"%" PRIu64 "\": needs %llu file descriptors with "
+                "WSD_POOL_MIN=%" PRIu64 ", but RLIMIT_NOFILE allows %llu; expected at most %llu\n",
+                cfg->max_conns, (unsigned long long)need, cfg->pool_min,
+                (unsigned long long)rl.rlim_cur,
+                (unsigned long long)(rl.rlim_cur - cfg->pool_min - RESERVED_FDS));
+        return -EMFILE;
+    }
+    return 0;
+}
+
+/* Put fd at exactly target (CLOEXEC), closing the original. */
+static int move_fd(int fd, int target)
+{
+    if (fd == target)
+        return 0;
+    int r = dup3(fd, target, O_CLOEXEC) < 0 ? -errno : 0;
+    wsd_close(fd);
+    return r;
+}
+
+/* The worker-visible fds at 3 and 4 (spawn.h), created before anything else is open. */
+static int setup_channels(struct supervisor *s)
+{
+    int d[2], rp[2], c[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, d) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c) < 0)
+        return -errno;
+    /* Lift everything above the fixed slots first, so moving one never clobbers another. */
+    int dr = fcntl(d[0], F_DUPFD_CLOEXEC, 16), rw = fcntl(rp[1], F_DUPFD_CLOEXEC, 16);
+    wsd_close(d[0]);
+    wsd_close(rp[1]);
+    s->dispatch_w = fcntl(d[1], F_DUPFD_CLOEXEC, 16);
+    s->report_r = fcntl(rp[0], F_DUPFD_CLOEXEC, 16);
+    s->ctl_s = fcntl(c[0], F_DUPFD_CLOEXEC, 16);
+    s->ctl_a = fcntl(c[1], F_DUPFD_CLOEXEC, 16);
+    wsd_close(d[1]);
+    wsd_close(rp[0]);
+    wsd_close(c[0]);
+    wsd_close(c[1]);
+    if (dr < 0 || rw < 0 || s->dispatch_w < 0 || s->report_r < 0 || s->ctl_s < 0 || s->ctl_a < 0)
+        return -EMFILE;
+    int r = move_fd(dr, WSD_FD_DISPATCH);
+    if (r == 0)
+        r = move_fd(rw, WSD_FD_REPORT);
+    if (r < 0)
+        return r;
+    /* A deep queue: a burst of handshakes waits here while workers are spawned. */
+    int sndbuf = 4 << 20, one = 1;
+    (void)setsockopt(s->dispatch_w, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (setsockopt(s->report_r, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
+        return -errno;
+    return 0;
+}
+
+static int setup_events(struct supervisor *s)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
+    s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->sig_fd < 0 || s->ep < 0 || s->tick_fd < 0)
+        return -errno;
+    struct itimerspec its = {
+        .it_value = {.tv_nsec = TICK_MS * 1000000L},
+        .it_interval = {.tv_nsec = TICK_MS * 1000000L},
+    };
+    if (timerfd_settime(s->tick_fd, 0, &its, NULL) < 0)
+        return -errno;
+    int r = epoll_watch(s, s->sig_fd, TAG_SIGNAL, 0, EPOLLIN);
+    if (r == 0)
+        r = epoll_watch(s, s->report_r, TAG_REPORT, 0, EPOLLIN);
+    if (r == 0)
+        r = epoll_watch(s, WSD_FD_DISPATCH, TAG_DISPATCH, 0, EPOLLIN | EPOLLET);
+    if (r == 0)
+        r = epoll_watch(s, s->tick_fd, TAG_TICK, 0, EPOLLIN);
+    return r;
+}
+
+static int setup_listen(struct supervisor *s)
+{
+    s->listen_fd = wsd_listen_open(s->cfg->listen, LISTEN_BACKLOG);
+    if (s->listen_fd < 0) {
+        wsd_log_error(s->listen_fd, "bind() failed while listening on '%s'", s->cfg->listen);
+        return s->listen_fd;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char addr[WSD_ADDR_STRLEN];
+    (void)getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
+    wsd_addr_format(&ss, addr);
+    wsd_log_notice("listening on ws://%s/ (pid %d; stop with SIGTERM or Ctrl-C)", addr, s->self);
+    return 0;
+}
+
+static int setup(struct supervisor *s)
+{
+    int r = setup_channels(s);
+    if (r < 0) {
+        wsd_log_error(r, "socketpair() failed while setting up the worker channels");
+        return r;
+    }
+    r = setup_events(s);
+    if (r < 0) {
+        wsd_log_error(r, "setting up the supervisor's event loop failed");
+        return r;
+    }
+    s->shared = mmap(NULL, sizeof(*s->shared), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->shared == MAP_FAILED)
+        return -ENOMEM;
+    s->shared->next_conn_id = 1;
+    if (getrandom(&s->cookie_seed, sizeof(s->cookie_seed), 0) != sizeof(s->cookie_seed))
+        s->cookie_seed = wsd_now_ns();
+    r = wsd_pool_init(&s->pool, (uint32_t)(s->cfg->max_conns + s->cfg->pool_min));
+    if (r < 0)
+        return r;
+    return setup_listen(s);
+}
+
+static bool finished(const struct supervisor *s)
+{
+    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0;
+}
+
+int wsd_supervisor_run(const struct wsd_config *cfg)
+{
+    struct supervisor s = {
+        .cfg = cfg,
+        .self = getpid(),
+        .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1,
+        .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
+        .acceptor_pidfd = -1,
+    };
+    sigset_t mask;
+    sigfillset(&mask);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGFPE);
+    sigdelset(&mask, SIGILL);
+    sigdelset(&mask, SIGABRT);
+    /* Every other signal is consumed through a signalfd (or not at all); workers inherit the
+     * mask, so SIGTERM reaches them only through their own signalfd. */
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (check_fd_limit(cfg) < 0)
+        return WSD_EXIT_CONFIG;
+    int r = setup(&s);
+    if (r < 0)
+        return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
+                                                                         : WSD_EXIT_FAILURE;
+    acceptor_start(&s);
+    pool_replenish(&s);
+    while (!finished(&s)) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(s.ep, evs, 64, -1);
+        if (n < 0 && errno != EINTR) {
+            wsd_log_error(errno, "epoll_wait() failed in the supervisor loop");
+            begin_stop(&s, "error");
+        }
+        for (int i = 0; i < n; i++)
+            handle_event(&s, evs[i].data.u64);
+        if (s.exit_status != WSD_EXIT_OK)
+            begin_stop(&s, "fatal error");
+        if (s.stopping && s.acceptor_pidfd < 0)
+            drain_dispatch(&s);
+        pool_replenish(&s);
+    }
+    wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
+                   s.shared->handed_off, s.pool.spawned_total);
+    wsd_pool_done(&s.pool);
+    return s.exit_status;
+}
