@@ -24,14 +24,14 @@ Q := @
 endif
 
 LIB_SRC := $(wildcard proto/*.c) $(wildcard core/*.c) \
-           $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
+           $(filter-out supervisor/main.c supervisor/wsctl.c,$(wildcard supervisor/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 
 .PHONY: all deps deps-test run test unit asan clean
-all: $(BUILD)/wsd
+all: $(BUILD)/wsd $(BUILD)/wsctl
 
 deps:
 	$(Q)./scripts/install-deps.sh build
@@ -52,6 +52,10 @@ $(BUILD)/wsd: $(BUILD)/supervisor/main.o $(BUILD)/libwsd.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/wsctl: $(BUILD)/supervisor/wsctl.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libwsd.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -65,16 +69,17 @@ run: deps
 	$(Q)WSD_LISTEN=$${WSD_LISTEN:-127.0.0.1:8080} exec ./$(BUILD)/wsd
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd unit
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd $(BUILD)/wsctl unit
 	$(Q)BUILD=$(BUILD) ./tests/run.sh
 
 asan: deps-test
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd unit
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd \
+	    build-asan/wsctl unit
 	$(Q)BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/run.sh
 
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/supervisor/main.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/supervisor/main.d $(BUILD)/supervisor/wsctl.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

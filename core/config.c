@@ -16,6 +16,7 @@ enum config_type {
     CONFIG_UINT,  /* decimal integer in [min, max] */
     CONFIG_ENUM,  /* one of the names in choices, stored as its index */
     CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
+    CONFIG_PATH,  /* an absolute path that fits a unix socket address, or empty */
 };
 
 struct config_var {
@@ -29,7 +30,7 @@ struct config_var {
 };
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
-static const char *const handlers[] = {"echo", NULL};
+static const char *const handlers[] = {"echo", "test-stubborn", NULL};
 
 #define FIELD(f) offsetof(struct wsd_config, f)
 
@@ -54,6 +55,24 @@ static const struct config_var config_vars[] = {
      "after sending a close frame, how long to wait for the client's"},
     {"WSD_SHUTDOWN_GRACE_MS", CONFIG_UINT, "5000", 0, 600000, NULL, FIELD(shutdown_grace_ms),
      "on SIGTERM/SIGINT, how long workers may take to close before SIGKILL"},
+    {"WSD_KILL_GRACE_MS", CONFIG_UINT, "3000", 0, 600000, NULL, FIELD(kill_grace_ms),
+     "after SIGTERM to a worker, how long before SIGKILL"},
+    {"WSD_PING_INTERVAL_MS", CONFIG_UINT, "30000", 0, 3600000, NULL, FIELD(ping_interval_ms),
+     "ping each client this often; 0 turns the heartbeat off"},
+    {"WSD_PING_TIMEOUT_MS", CONFIG_UINT, "10000", 10, 600000, NULL, FIELD(ping_timeout_ms),
+     "a client silent for interval + timeout is closed with 1001"},
+    {"WSD_WORKER_REUSE", CONFIG_UINT, "1", 1, 1000000, NULL, FIELD(worker_reuse),
+     "connections one worker serves, one after another, before it exits"},
+    {"WSD_MAX_CONNS_PER_IP", CONFIG_UINT, "1024", 0, 1000000, NULL, FIELD(max_conns_per_ip),
+     "live connections from one IP; beyond it 429; 0 = no cap"},
+    {"WSD_ABUSE_LIMIT", CONFIG_UINT, "50", 0, 1000000, NULL, FIELD(abuse_limit),
+     "protocol violations + refused handshakes from one IP per window before a ban; 0 = off"},
+    {"WSD_ABUSE_WINDOW_MS", CONFIG_UINT, "60000", 100, 86400000, NULL, FIELD(abuse_window_ms),
+     "the window WSD_ABUSE_LIMIT counts in"},
+    {"WSD_ABUSE_BAN_MS", CONFIG_UINT, "60000", 100, 86400000, NULL, FIELD(abuse_ban_ms),
+     "how long a banned IP's handshakes get 429"},
+    {"WSD_CONTROL_SOCKET", CONFIG_PATH, "", 0, 0, NULL, FIELD(control_socket),
+     "wsctl's unix socket (mode 0600); empty = ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock"},
     {"WSD_LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, log_levels, FIELD(log_level),
      "error, warn, notice, info (one line per connection open and close) or debug"},
 };
@@ -108,6 +127,9 @@ static void describe_allowed(const struct config_var *v, char *out, size_t cap)
     case CONFIG_ADDR:
         snprintf(out, cap, "host:port with a numeric IPv4 host, or [IPv6]:port, port 0-65535");
         break;
+    case CONFIG_PATH:
+        snprintf(out, cap, "an absolute path of at most 107 bytes, or empty");
+        break;
     }
 }
 
@@ -126,6 +148,11 @@ static bool parse_value(const struct config_var *v, const char *s, struct wsd_co
         strcpy(field, s);
         return true;
     }
+    case CONFIG_PATH:
+        if (strlen(s) >= sizeof(cfg->control_socket) || (*s != '\0' && *s != '/'))
+            return false;
+        strcpy(field, s);
+        return true;
     }
     return false;
 }
@@ -149,6 +176,12 @@ int wsd_config_load(struct wsd_config *ret, FILE *err_out)
     }
     *ret = cfg;
     return 0;
+}
+
+const char *wsd_config_runtime_dir(void)
+{
+    const char *d = secure_getenv("XDG_RUNTIME_DIR");
+    return d && d[0] == '/' ? d : "/run";
 }
 
 void wsd_config_print_help(FILE *out)

@@ -9,6 +9,7 @@
 
 enum wsd_handler {
     WSD_HANDLER_ECHO = 0,
+    WSD_HANDLER_TEST_STUBBORN, /* tests only: ignores SIGTERM, and spins on a "spin" message */
 };
 
 struct wsd_config {
@@ -21,6 +22,15 @@ struct wsd_config {
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;  /* wait for the peer's close frame after ours */
     uint64_t shutdown_grace_ms; /* SIGTERM to workers, then SIGKILL after this */
+    uint64_t kill_grace_ms;     /* a terminated worker still alive then gets SIGKILL */
+    uint64_t ping_interval_ms;  /* 0 = no heartbeat */
+    uint64_t ping_timeout_ms;
+    uint64_t worker_reuse;      /* connections one worker serves before it exits */
+    uint64_t abuse_limit;       /* violations + refused handshakes per IP per window; 0 = off */
+    uint64_t abuse_window_ms;
+    uint64_t abuse_ban_ms;
+    uint64_t max_conns_per_ip;  /* 0 = no cap */
+    char control_socket[108];   /* empty: ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock */
     uint64_t log_level;         /* enum wsd_log_level */
     uint64_t handler;           /* enum wsd_handler */
 };
@@ -28,6 +38,9 @@ struct wsd_config {
 /* Fill *ret from the environment. On a bad value, write one line naming the variable, the
  * value and what is allowed to err_out and return -EINVAL. */
 int wsd_config_load(struct wsd_config *ret, FILE *err_out);
+
+/* Where per-user runtime files go: $XDG_RUNTIME_DIR, or /run. */
+const char *wsd_config_runtime_dir(void);
 
 /* Print every variable with its default, range and meaning (wsd --help). */
 void wsd_config_print_help(FILE *out);

@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/handoff.h"
 #include "core/listen.h"
+#include "core/live.h"
 #include "core/log.h"
 #include "core/sys.h"
 #include "proto/close.h"
@@ -42,11 +43,14 @@ enum conn_state {
     ST_DONE,
 };
 
-enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER };
+enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER, EV_HEARTBEAT };
 
 struct wsd_conn {
     const struct wsd_config *cfg;
-    int fd, sig_fd, timer_fd, ep;
+    int fd, sig_fd, timer_fd, hb_fd, ep;
+    uint64_t next_ping_ms;
+    bool verdict_sent;
+    wsd_conn_verdict_cb on_verdict;
     enum conn_state state;
     struct wsd_ws_reader reader;
     struct wsd_buf msg; /* the message being reassembled */
@@ -133,8 +137,8 @@ int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_
 {
     if (c->state != ST_OPEN)
         return -EPIPE;
-    c->res.out_msgs++;
-    c->res.out_bytes += len;
+    wsd_live.out_msgs++;
+    wsd_live.out_bytes += len;
     return send_frame(c, opcode, data, len);
 }
 
@@ -153,6 +157,7 @@ static void start_close(struct wsd_conn *c, uint16_t code, const char *reason)
     }
     if (c->state != ST_DONE)
         c->state = ST_CLOSING;
+    wsd_live.state = WSD_LIVE_CLOSING;
     arm_timer(c, c->cfg->close_timeout_ms);
 }
 
@@ -194,8 +199,8 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
     case WSD_WS_EV_MESSAGE_END:
         if (c->state != ST_OPEN)
             break;
-        c->res.in_msgs++;
-        c->res.in_bytes += c->msg.len;
+        wsd_live.in_msgs++;
+        wsd_live.in_bytes += c->msg.len;
         c->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len, c->userdata);
         wsd_buf_reset(&c->msg, IN_BUF_SIZE);
         break;
@@ -203,8 +208,19 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
         if (c->state == ST_OPEN)
             (void)send_frame(c, WSD_OP_PONG, ev->data, ev->len);
         break;
-    case WSD_WS_EV_PONG:
+    case WSD_WS_EV_PONG: {
+        /* Our pings carry their send time; an unsolicited pong is just traffic. */
+        uint64_t sent_ns;
+        if (ev->len == sizeof(sent_ns)) {
+            memcpy(&sent_ns, ev->data, sizeof(sent_ns));
+            uint64_t now = wsd_now_ns();
+            if (sent_ns <= now && now - sent_ns < 3600ull * 1000000000ull) {
+                wsd_live.rtt_us = (now - sent_ns) / 1000;
+                wsd_live.last_pong_ms = now / 1000000;
+            }
+        }
         break;
+    }
     case WSD_WS_EV_CLOSE:
         handle_close_frame(c, ev);
         break;
@@ -243,6 +259,7 @@ static void handle_readable(struct wsd_conn *c, uint8_t *in)
         set_done_abnormal(c); /* keeps the code of a close handshake already under way */
         return;
     }
+    wsd_live.last_rx_ms = wsd_live.loop_ms = wsd_now_ms();
     process_input(c, in, (size_t)n);
 }
 
@@ -266,10 +283,70 @@ static void handle_signal(struct wsd_conn *c)
     struct signalfd_siginfo si;
     if (read(c->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
         return;
+    uint16_t code = WSD_CLOSE_GOING_AWAY;
+    const char *reason = "";
+    char buf[WSD_KILL_REASON_MAX + 1];
+    c->res.leave = si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0;
+    if (si.ssi_code == SI_QUEUE) {
+        uint64_t id = wsd_kill_value_conn(si.ssi_ptr);
+        if (id != 0 && id != c->id)
+            return; /* meant for a connection this worker served before: not ours */
+        if (wsd_kill_value_code(si.ssi_ptr) != 0)
+            code = wsd_kill_value_code(si.ssi_ptr);
+        const struct wsd_kill_mailbox *m = &wsd_kill_mailbox;
+        if (id != 0 && m->conn_id == id && m->reason_len <= WSD_KILL_REASON_MAX) {
+            memcpy(buf, m->reason, m->reason_len);
+            buf[m->reason_len] = '\0';
+            reason = buf;
+        }
+    }
+    /* A plain SIGTERM (kill -TERM pid) closes whatever this worker serves: the one racy path,
+     * kept for scripts; wsctl's signals name their connection. */
     if (c->state == ST_OPEN)
-        start_close(c, WSD_CLOSE_GOING_AWAY, "");
+        start_close(c, code, reason);
     else
-        c->state = ST_DONE; /* a second SIGTERM while closing: stop waiting */
+        c->state = ST_DONE; /* a second termination while closing: stop waiting */
+}
+
+/* One timer for both heartbeat duties: the next ping, and the moment the client has been
+ * silent for interval + timeout (RFC 6455 5.5.2 ping, then our verdict). */
+static void arm_heartbeat(struct wsd_conn *c)
+{
+    uint64_t interval = c->cfg->ping_interval_ms;
+    if (interval == 0)
+        return;
+    uint64_t now = wsd_now_ms();
+    uint64_t wake = c->next_ping_ms;
+    uint64_t dead_at = wsd_live.last_rx_ms + interval + c->cfg->ping_timeout_ms;
+    if (!c->verdict_sent && dead_at < wake)
+        wake = dead_at;
+    struct itimerspec its = {0};
+    uint64_t ms = wake > now ? wake - now : 1;
+    its.it_value.tv_sec = (time_t)(ms / 1000);
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+    (void)timerfd_settime(c->hb_fd, 0, &its, NULL);
+}
+
+static void handle_heartbeat(struct wsd_conn *c)
+{
+    uint64_t expirations;
+    (void)!read(c->hb_fd, &expirations, sizeof(expirations));
+    uint64_t now = wsd_now_ms();
+    wsd_live.loop_ms = now;
+    if (!c->verdict_sent &&
+        now >= wsd_live.last_rx_ms + c->cfg->ping_interval_ms + c->cfg->ping_timeout_ms) {
+        c->verdict_sent = true;
+        if (c->on_verdict)
+            c->on_verdict(c->id, WSD_VERDICT_HEARTBEAT, c->userdata);
+    }
+    if (now >= c->next_ping_ms) {
+        if (c->state == ST_OPEN) {
+            uint64_t sent_ns = wsd_now_ns();
+            (void)send_frame(c, WSD_OP_PING, (const uint8_t *)&sent_ns, sizeof(sent_ns));
+        }
+        c->next_ping_ms = now + c->cfg->ping_interval_ms;
+    }
+    arm_heartbeat(c);
 }
 
 /* Parse the handed-off request again for what the connection needs, and queue the 101. */
@@ -295,17 +372,21 @@ static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
     c->ep = epoll_create1(EPOLL_CLOEXEC);
     c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (c->ep < 0 || c->timer_fd < 0)
+    c->hb_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (c->ep < 0 || c->timer_fd < 0 || c->hb_fd < 0)
         return -errno;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = EV_SOCKET};
     c->ep_events = ev.events;
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return -errno;
     ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_SIGNAL};
-    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0)
+    if (!p->ignore_term && epoll_ctl(c->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0)
         return -errno;
     ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_TIMER};
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->timer_fd, &ev) < 0)
+        return -errno;
+    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_HEARTBEAT};
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->hb_fd, &ev) < 0)
         return -errno;
     return 0;
 }
@@ -317,7 +398,7 @@ static void log_close(const struct wsd_conn *c)
                  " in_msgs=%" PRIu64 " in_bytes=%" PRIu64 " out_msgs=%" PRIu64
                  " out_bytes=%" PRIu64 " code=%u by=%s",
                  c->id, (int)getpid(), c->peer, c->path, wsd_now_ms() - c->start_ms,
-                 c->res.in_msgs, c->res.in_bytes, c->res.out_msgs, c->res.out_bytes,
+                 wsd_live.in_msgs, wsd_live.in_bytes, wsd_live.out_msgs, wsd_live.out_bytes,
                  c->res.close_code, by[c->res.closed_by]);
 }
 
@@ -345,6 +426,9 @@ static void run(struct wsd_conn *c, uint8_t *in)
             case EV_TIMER:
                 c->state = ST_DONE; /* the client never finished the close handshake */
                 break;
+            case EV_HEARTBEAT:
+                handle_heartbeat(c);
+                break;
             }
         }
     }
@@ -353,13 +437,16 @@ static void run(struct wsd_conn *c, uint8_t *in)
 int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 {
     static uint8_t in[IN_BUF_SIZE];
+    *ret = (struct wsd_conn_result){.close_code = WSD_CLOSE_ABNORMAL};
     struct wsd_conn c = {
         .cfg = p->cfg,
         .fd = p->fd,
         .sig_fd = p->sig_fd,
         .timer_fd = -1,
+        .hb_fd = -1,
         .ep = -1,
         .on_message = p->on_message,
+        .on_verdict = p->on_verdict,
         .userdata = p->userdata,
         .id = p->handoff->conn_id,
         .start_ms = wsd_now_ms(),
@@ -367,6 +454,15 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
                                                              : OUT_PAUSE_MIN,
     };
     wsd_addr_format(&p->handoff->peer, c.peer);
+    /* Scrub what a previous connection of this worker left (WSD_WORKER_REUSE). */
+    wsd_live = (struct wsd_conn_live){
+        .magic = WSD_LIVE_MAGIC,
+        .conn_id = c.id,
+        .state = WSD_LIVE_OPEN,
+        .last_rx_ms = c.start_ms,
+        .loop_ms = c.start_ms,
+    };
+    c.next_ping_ms = c.start_ms + p->cfg->ping_interval_ms;
     wsd_ws_reader_init(&c.reader, p->cfg->max_message, (uint32_t)p->cfg->max_fragments, true,
                        false);
     int r = setup(&c, p);
@@ -381,12 +477,20 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     uint32_t extra = p->handoff->extra_len;
     if (extra > 0) /* a client may send its first frames with the request */
         process_input(&c, p->payload + p->handoff->request_len, extra);
+    arm_heartbeat(&c);
     run(&c, in);
     log_close(&c);
+    c.res.in_msgs = wsd_live.in_msgs;
+    c.res.in_bytes = wsd_live.in_bytes;
+    c.res.out_msgs = wsd_live.out_msgs;
+    c.res.out_bytes = wsd_live.out_bytes;
     *ret = c.res;
 out:
+    wsd_live.state = WSD_LIVE_IDLE;
+    wsd_live.conn_id = 0;
     wsd_close(c.fd);
     wsd_close(c.timer_fd);
+    wsd_close(c.hb_fd);
     wsd_close(c.ep);
     wsd_buf_done(&c.msg);
     wsd_buf_done(&c.out);

@@ -5,6 +5,7 @@
 #ifndef WSD_CORE_CONN_H
 #define WSD_CORE_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,12 @@ struct wsd_handoff;
 typedef void (*wsd_conn_message_cb)(struct wsd_conn *c, uint8_t opcode, const uint8_t *data,
                                     size_t len, void *userdata);
 
+/* A detector in the worker reached a verdict about connection conn_id; the supervisor acts. */
+enum wsd_verdict {
+    WSD_VERDICT_HEARTBEAT = 1, /* nothing from the client for ping interval + timeout */
+};
+typedef void (*wsd_conn_verdict_cb)(uint64_t conn_id, enum wsd_verdict v, void *userdata);
+
 struct wsd_conn_params {
     const struct wsd_config *cfg;
     int fd;     /* the upgraded socket; wsd_conn_serve closes it */
@@ -24,7 +31,9 @@ struct wsd_conn_params {
     const struct wsd_handoff *handoff;
     uint8_t *payload; /* the request, then bytes that followed it (read and written) */
     wsd_conn_message_cb on_message;
+    wsd_conn_verdict_cb on_verdict;
     void *userdata;
+    bool ignore_term; /* tests only: never read the signalfd (exercises SIGKILL escalation) */
 };
 
 enum wsd_closed_by {
@@ -37,9 +46,14 @@ struct wsd_conn_result {
     uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
     uint16_t close_code; /* the first close code sent or received; 1006 if none */
     enum wsd_closed_by closed_by;
+    bool leave; /* a termination named no connection: the worker should exit, not reuse */
 };
 
 /* Serve the connection until it ends; logs one line when it opens and one when it closes.
+ * Publishes its state in wsd_live (core/live.h) as it goes.
+ * SIGTERM (read from sig_fd) closes gracefully: with si_value from wsd_kill_value() it closes
+ * with that code (and the mailbox's reason) if it names this connection, and is ignored if it
+ * names another; a plain SIGTERM closes with 1001.
  * Returns 0, or -errno if it could not even start (fd closed either way). */
 int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret);
 

@@ -64,6 +64,7 @@ struct hs_conn {
     uint64_t deadline_ms;
     uint64_t accepted_ns;
     size_t scanned;      /* wsd_http_upgrade._scanned between reads */
+    struct wsd_ip ip;
     uint8_t *buf;        /* bytes received so far; NULL until the first */
     uint32_t len, cap;
 };
@@ -87,6 +88,7 @@ struct acceptor {
     bool stop;
     uint64_t live;
     struct __kernel_timespec tick_ts;
+    struct wsd_iptable per_ip; /* count: live connections; until_ms: end of a ban */
     struct signalfd_siginfo sig;
     struct wsd_acceptor_msg ctl_msg;
     int sig_fd;
@@ -213,6 +215,8 @@ static int hs_fail_index(int status)
         return WSD_HS_FAIL_431;
     case WSD_HTTP_SERVICE_UNAVAILABLE:
         return WSD_HS_FAIL_503;
+    case WSD_HTTP_TOO_MANY_REQUESTS:
+        return WSD_HS_FAIL_429;
     default:
         return WSD_HS_FAIL_400;
     }
@@ -231,12 +235,14 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     (void)send(c->fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)shutdown(c->fd, SHUT_WR);
     a->args->shared->hs_fail[hs_fail_index(status)]++;
-
-    char peer[WSD_ADDR_STRLEN] = "?";
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
-        wsd_addr_format(&ss, peer);
+    /* The abuse detector counts what the client did wrong, not what wsd could not give. */
+    if (status != WSD_HTTP_SERVICE_UNAVAILABLE && status != WSD_HTTP_TOO_MANY_REQUESTS) {
+        struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_REFUSED, .status = (uint32_t)status,
+                                     .ip = c->ip};
+        (void)send(a->args->ctl_fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    char peer[46];
+    wsd_ip_format(&c->ip, peer);
     wsd_log_info("refused peer=%s status=%d", peer, status);
 
     list_remove(a, list_of(a, c), slot);
@@ -254,6 +260,9 @@ static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
     struct hs_conn *c = &a->conns[slot];
     if (a->live >= a->cfg->max_conns)
         return WSD_HTTP_SERVICE_UNAVAILABLE;
+    struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &c->ip);
+    if (!e || (a->cfg->max_conns_per_ip && e->count >= a->cfg->max_conns_per_ip))
+        return WSD_HTTP_TOO_MANY_REQUESTS;
 
     struct wsd_handoff h = {
         .conn_id = a->args->shared->next_conn_id,
@@ -274,6 +283,7 @@ static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
     a->args->shared->next_conn_id++;
     a->args->shared->handed_off++;
     a->live++;
+    e->count++;
     return 0;
 }
 
@@ -346,7 +356,14 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe)
     c->scanned = 0;
     c->accepted_ns = wsd_now_ns();
     c->deadline_ms = c->accepted_ns / 1000000 + a->cfg->handshake_timeout_ms;
+    struct sockaddr_storage ss = {0};
+    socklen_t sl = sizeof(ss);
+    (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
+    c->ip = wsd_ip_from_sockaddr(&ss);
     list_push(a, &a->pending, slot);
+    struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &c->ip);
+    if (e && e->until_ms > c->accepted_ns / 1000000) /* banned: no request is read */
+        conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
     arm_recv(a, slot);
     arm_tick(a);
 }
@@ -412,8 +429,19 @@ static void handle_ctl(struct acceptor *a, struct io_uring_cqe *cqe)
         a->stop = true;
         return;
     }
-    if (cqe->res == sizeof(a->ctl_msg) && a->ctl_msg.type == WSD_ACCEPTOR_MSG_CLOSED)
-        a->live = a->live > a->ctl_msg.count ? a->live - a->ctl_msg.count : 0;
+    const struct wsd_acceptor_msg *m = &a->ctl_msg;
+    if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_CLOSED) {
+        a->live = a->live > 0 ? a->live - 1 : 0;
+        struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &m->ip);
+        if (e && e->count > 0)
+            e->count--;
+        if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
+            wsd_iptable_drop(&a->per_ip, &m->ip);
+    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_BAN) {
+        struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &m->ip);
+        if (e)
+            e->until_ms = m->until_ms;
+    }
     arm_ctl(a);
 }
 
@@ -493,7 +521,7 @@ static int setup_conns(struct acceptor *a)
     }
     a->free_head = 0;
     a->pending = a->linger = (struct conn_list){NO_CONN, NO_CONN};
-    return 0;
+    return wsd_iptable_init(&a->per_ip, a->nconns);
 }
 
 int wsd_acceptor_run(const struct wsd_acceptor_args *args)

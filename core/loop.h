@@ -10,14 +10,20 @@
 struct wsd_config;
 struct wsd_shared;
 
-/* What the supervisor tells the acceptor on the control socket. */
+#include "core/iptable.h"
+
+/* Messages between the supervisor and the acceptor on their control socket. */
 enum wsd_acceptor_msg_type {
-    WSD_ACCEPTOR_MSG_CLOSED = 1, /* count connections ended: they no longer count as live */
+    WSD_ACCEPTOR_MSG_CLOSED = 1, /* to the acceptor: a connection from ip ended */
+    WSD_ACCEPTOR_MSG_BAN,        /* to the acceptor: refuse ip with 429 until until_ms */
+    WSD_ACCEPTOR_MSG_REFUSED,    /* to the supervisor: a handshake from ip got status */
 };
 
 struct wsd_acceptor_msg {
     uint32_t type;
-    uint32_t count;
+    uint32_t status;
+    struct wsd_ip ip;
+    uint64_t until_ms;
 };
 
 struct wsd_acceptor_args {

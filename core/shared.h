@@ -12,6 +12,7 @@ enum wsd_hs_fail {
     WSD_HS_FAIL_405,
     WSD_HS_FAIL_408,
     WSD_HS_FAIL_426,
+    WSD_HS_FAIL_429,
     WSD_HS_FAIL_431,
     WSD_HS_FAIL_503,
     WSD_HS_FAIL_EOF, /* the client left before finishing its request */

@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/uio.h>
+
+#include "core/live.h"
 
 #define NO_SLOT UINT32_MAX
 
@@ -37,20 +40,45 @@ struct wsd_worker *wsd_pool_slot_take(struct wsd_pool *p)
 
 void wsd_pool_set_state(struct wsd_pool *p, struct wsd_worker *w, enum wsd_worker_state s)
 {
-    if (w->state == WSD_WORKER_IDLE)
-        p->idle--;
-    else if (w->state == WSD_WORKER_BUSY)
-        p->busy--;
-    if (s == WSD_WORKER_IDLE)
-        p->idle++;
-    else if (s == WSD_WORKER_BUSY)
-        p->busy++;
+    p->count[w->state]--;
+    p->count[s]++;
     w->state = s;
+    p->idle = p->count[WSD_WORKER_IDLE];
+    p->busy = p->count[WSD_WORKER_BUSY];
+}
+
+struct wsd_worker *wsd_pool_find_conn(struct wsd_pool *p, uint64_t conn_id)
+{
+    for (uint32_t i = 0; i < p->cap; i++)
+        if (p->slots[i].state == WSD_WORKER_BUSY && p->slots[i].conn_id == conn_id)
+            return &p->slots[i];
+    return NULL;
+}
+
+int wsd_worker_read_live(const struct wsd_worker *w, struct wsd_conn_live *ret)
+{
+    /* Same binary, forked without exec: the worker's wsd_live is at our wsd_live's address. */
+    struct iovec local = {ret, sizeof(*ret)}, remote = {&wsd_live, sizeof(wsd_live)};
+    ssize_t n = process_vm_readv(w->pid, &local, 1, &remote, 1, 0);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n != sizeof(*ret) || ret->magic != WSD_LIVE_MAGIC || ret->conn_id != w->conn_id)
+        return -EBADMSG;
+    return 0;
+}
+
+int wsd_worker_write_mailbox(const struct wsd_worker *w, const struct wsd_kill_mailbox *m)
+{
+    struct iovec local = {(void *)m, sizeof(*m)};
+    struct iovec remote = {&wsd_kill_mailbox, sizeof(wsd_kill_mailbox)};
+    return process_vm_writev(w->pid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof(*m) ? 0
+                                                                                       : -errno;
 }
 
 void wsd_pool_slot_release(struct wsd_pool *p, struct wsd_worker *w)
 {
-    wsd_pool_set_state(p, w, WSD_WORKER_FREE);
+    if (w->state != WSD_WORKER_FREE)
+        wsd_pool_set_state(p, w, WSD_WORKER_FREE);
     *w = (struct wsd_worker){.pidfd = -1, .next_free = p->free_head};
     p->free_head = wsd_pool_index(p, w);
 }

@@ -7,17 +7,27 @@
 #define WSD_SUPERVISOR_REPORT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 enum wsd_report_type {
-    WSD_REPORT_BUSY = 1, /* took connection conn_id from the dispatch queue */
+    WSD_REPORT_BUSY = 1, /* took connection conn_id: peer, path */
+    WSD_REPORT_DONE,     /* conn_id ended: close_code, closed_by (enum wsd_closed_by) */
+    WSD_REPORT_VERDICT,  /* a detector in the worker decided about conn_id: verdict */
 };
+
+#define WSD_REPORT_PATH_MAX 128
 
 struct wsd_report {
     uint32_t type;
     uint32_t slot;
     uint64_t cookie;
     uint64_t conn_id;
+    struct sockaddr_storage peer;
+    char path[WSD_REPORT_PATH_MAX]; /* NUL-terminated, truncated */
+    uint16_t close_code;
+    uint8_t closed_by;
+    uint8_t verdict; /* enum wsd_verdict */
 };
 
 /* Send a report (blocking: the supervisor always drains). Returns 0 or -errno. */

@@ -33,6 +33,7 @@
 #include "supervisor/reap.h"
 #include "supervisor/report.h"
 #include "supervisor/spawn.h"
+#include "supervisor/state.h"
 #include "supervisor/worker.h"
 
 #define TICK_MS 250
@@ -40,26 +41,8 @@
 #define RESERVED_FDS 64 /* the supervisor's own fds besides one pidfd per worker */
 #define ACCEPTOR_RESTART_MS 1000 /* a crash-looping acceptor restarts at most this often */
 
-enum tag { TAG_SIGNAL = 1, TAG_REPORT, TAG_DISPATCH, TAG_TICK, TAG_ACCEPTOR, TAG_WORKER };
-
-struct supervisor {
-    const struct wsd_config *cfg;
-    pid_t self;
-    int ep, sig_fd, tick_fd, listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
-    struct wsd_shared *shared;
-    struct wsd_pool pool;
-    uint64_t cookie_seed;
-    int acceptor_pidfd;
-    pid_t acceptor_pid;
-    uint64_t acceptor_started_ms, acceptor_restart_at_ms;
-    uint64_t spawn_blocked_until_ms;
-    uint32_t idle_failures;
-    bool stopping, killed;
-    uint64_t stop_deadline_ms;
-    int exit_status;
-};
-
-static int epoll_watch(struct supervisor *s, int fd, enum tag tag, uint32_t slot, uint32_t ev)
+int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
+                         uint32_t ev)
 {
     struct epoll_event e = {.events = ev, .data.u64 = (uint64_t)tag << 32 | slot};
     return epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
@@ -95,6 +78,8 @@ static void acceptor_start(struct supervisor *s)
     struct wsd_acceptor_msg m;
     while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
         ;
+    while (recv(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT) > 0)
+        ;
     int pidfd;
     pid_t pid = wsd_spawn_process(acceptor_main, s, &pidfd);
     if (pid < 0) {
@@ -106,16 +91,7 @@ static void acceptor_start(struct supervisor *s)
     s->acceptor_pid = pid;
     s->acceptor_started_ms = wsd_now_ms();
     s->acceptor_restart_at_ms = 0;
-    (void)epoll_watch(s, pidfd, TAG_ACCEPTOR, 0, EPOLLIN);
-}
-
-static void notify_closed(struct supervisor *s)
-{
-    if (s->acceptor_pidfd < 0)
-        return;
-    struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_CLOSED, .count = 1};
-    if (send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        wsd_log_warn(errno, "send() failed while telling the acceptor a connection ended");
+    (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_ACCEPTOR, 0, EPOLLIN);
 }
 
 static int worker_spawn(struct supervisor *s)
@@ -143,7 +119,7 @@ static int worker_spawn(struct supervisor *s)
     w->pid = pid;
     w->spawned_ms = wsd_now_ms();
     wsd_pool_set_state(&s->pool, w, WSD_WORKER_IDLE);
-    int r = epoll_watch(s, pidfd, TAG_WORKER, slot, EPOLLIN);
+    int r = wsd_supervisor_watch(s, pidfd, WSD_TAG_WORKER, slot, EPOLLIN);
     if (r < 0)
         wsd_log_error(r, "epoll_ctl() failed while watching worker pid=%d", pid);
     return 0;
@@ -173,6 +149,35 @@ static void pool_replenish(struct supervisor *s)
     }
 }
 
+static void handle_report(struct supervisor *s, struct wsd_worker *w, const struct wsd_report *m)
+{
+    switch (m->type) {
+    case WSD_REPORT_BUSY:
+        if (w->state != WSD_WORKER_IDLE)
+            return;
+        wsd_pool_set_state(&s->pool, w, WSD_WORKER_BUSY);
+        w->conn_id = m->conn_id;
+        w->conn_start_ms = wsd_now_ms();
+        w->peer = m->peer;
+        memcpy(w->path, m->path, sizeof(w->path));
+        w->path[sizeof(w->path) - 1] = '\0';
+        w->served++;
+        s->idle_failures = 0;
+        break;
+    case WSD_REPORT_DONE:
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id)
+            wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+        break;
+    case WSD_REPORT_VERDICT:
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            wsd_log_notice("heartbeat: conn=%" PRIu64 " pid=%d silent for %" PRIu64 " ms",
+                           w->conn_id, w->pid, s->cfg->ping_interval_ms + s->cfg->ping_timeout_ms);
+            (void)wsd_terminate(s, w, WSD_CAUSE_HEARTBEAT, WSD_CLOSE_GOING_AWAY, "", false);
+        }
+        break;
+    }
+}
+
 static void handle_reports(struct supervisor *s)
 {
     struct wsd_report m;
@@ -186,31 +191,24 @@ static void handle_reports(struct supervisor *s)
             wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring", pid);
             continue;
         }
-        if (m.type == WSD_REPORT_BUSY && w->state == WSD_WORKER_IDLE) {
-            wsd_pool_set_state(&s->pool, w, WSD_WORKER_BUSY);
-            w->conn_id = m.conn_id;
-            s->idle_failures = 0;
-        }
+        handle_report(s, w, &m);
     }
 }
 
 static void handle_worker_exit(struct supervisor *s, uint32_t slot)
 {
-    handle_reports(s); /* a BUSY report may still be queued behind the exit */
+    handle_reports(s); /* a DONE report may still be queued behind the exit */
     struct wsd_worker *w = &s->pool.slots[slot];
     siginfo_t si;
     if (w->state == WSD_WORKER_FREE || wsd_reap(w->pidfd, &si) != 1)
         return; /* a stale event for a reused slot, or not dead after all */
 
-    char how[96];
-    wsd_reap_describe(&si, how, sizeof(how));
     bool abnormal = wsd_reap_is_signaled(&si) || si.si_status != WSD_EXIT_OK;
     if (w->state == WSD_WORKER_BUSY) {
-        notify_closed(s);
-        if (abnormal && !s->killed)
-            wsd_log_warn(0, "worker pid=%d conn=%" PRIu64 " crashed: %s", w->pid, w->conn_id,
-                         how);
-    } else if (abnormal && !s->stopping) {
+        wsd_conn_ended(s, w, WSD_CLOSE_ABNORMAL, -1, &si);
+    } else if (abnormal && !s->stopping && w->state == WSD_WORKER_IDLE) {
+        char how[96];
+        wsd_reap_describe(&si, how, sizeof(how));
         wsd_log_warn(0, "idle worker pid=%d %s", w->pid, how);
         /* Workers dying before taking work means spawning is futile for now: back off. */
         if (++s->idle_failures >= 5) {
@@ -245,12 +243,24 @@ static void handle_acceptor_exit(struct supervisor *s)
     s->acceptor_restart_at_ms = crash_loop ? now + ACCEPTOR_RESTART_MS : now;
 }
 
-static void signal_all_workers(struct supervisor *s, int sig)
+/* Shutdown: busy workers close with 1001 through the ladder; idle ones just leave. */
+static void stop_all_workers(struct supervisor *s)
+{
+    for (uint32_t i = 0; i < s->pool.cap; i++) {
+        struct wsd_worker *w = &s->pool.slots[i];
+        if (w->state == WSD_WORKER_BUSY)
+            (void)wsd_terminate(s, w, WSD_CAUSE_SHUTDOWN, WSD_CLOSE_GOING_AWAY, "", false);
+        else if (w->state != WSD_WORKER_FREE)
+            (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, NULL);
+    }
+}
+
+static void kill_all_workers(struct supervisor *s)
 {
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];
         if (w->state != WSD_WORKER_FREE)
-            (void)wsd_sys_pidfd_send_signal(w->pidfd, sig, NULL);
+            (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGKILL, NULL);
     }
 }
 
@@ -273,7 +283,7 @@ static void drain_dispatch(struct supervisor *s)
     (void)s;
 }
 
-static void begin_stop(struct supervisor *s, const char *why)
+void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
 {
     if (s->stopping)
         return;
@@ -284,7 +294,7 @@ static void begin_stop(struct supervisor *s, const char *why)
     if (s->acceptor_pidfd >= 0)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
-    signal_all_workers(s, SIGTERM);
+    stop_all_workers(s);
 }
 
 static void handle_signal(struct supervisor *s)
@@ -293,10 +303,10 @@ static void handle_signal(struct supervisor *s)
     while (read(s->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGTERM:
-            begin_stop(s, "SIGTERM");
+            wsd_supervisor_begin_stop(s, "SIGTERM");
             break;
         case SIGINT:
-            begin_stop(s, "SIGINT");
+            wsd_supervisor_begin_stop(s, "SIGINT");
             break;
         default:
             wsd_log_notice("signal %u has no action yet, ignoring", si.ssi_signo);
@@ -314,35 +324,57 @@ static void handle_tick(struct supervisor *s)
         s->killed = true;
         wsd_log_warn(0, "%u workers still running after %" PRIu64 " ms, sending SIGKILL",
                      wsd_pool_live(&s->pool), s->cfg->shutdown_grace_ms);
-        signal_all_workers(s, SIGKILL);
+        kill_all_workers(s);
         if (s->acceptor_pidfd >= 0)
             (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGKILL, NULL);
     }
     if (!s->stopping && s->acceptor_pidfd < 0 && s->acceptor_restart_at_ms &&
         now >= s->acceptor_restart_at_ms)
         acceptor_start(s);
+    wsd_terminate_escalate(s, now);
+    if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
+        s->last_scan_ms = now;
+        wsd_heartbeat_scan(s, now);
+    }
 }
 
-static void handle_event(struct supervisor *s, uint64_t data)
+/* The acceptor reports each refused handshake, for the abuse detector. */
+static void handle_acceptor_ctl(struct supervisor *s)
+{
+    struct wsd_acceptor_msg m;
+    while (recv(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
+        if (m.type == WSD_ACCEPTOR_MSG_REFUSED)
+            wsd_abuse_record(s, &m.ip);
+}
+
+static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
 {
     uint32_t slot = (uint32_t)data;
-    switch ((enum tag)(data >> 32)) {
-    case TAG_SIGNAL:
+    enum wsd_tag tag = (enum wsd_tag)(data >> 32);
+    switch (tag) {
+    case WSD_TAG_SIGNAL:
         handle_signal(s);
         break;
-    case TAG_REPORT:
+    case WSD_TAG_REPORT:
         handle_reports(s);
         break;
-    case TAG_DISPATCH:
+    case WSD_TAG_DISPATCH:
         break; /* woken so pool_replenish sees the queue */
-    case TAG_TICK:
+    case WSD_TAG_TICK:
         handle_tick(s);
         break;
-    case TAG_ACCEPTOR:
+    case WSD_TAG_ACCEPTOR:
         handle_acceptor_exit(s);
         break;
-    case TAG_WORKER:
+    case WSD_TAG_WORKER:
         handle_worker_exit(s, slot);
+        break;
+    case WSD_TAG_ACCEPTOR_CTL:
+        handle_acceptor_ctl(s);
+        break;
+    case WSD_TAG_CONTROL:
+    case WSD_TAG_CONTROL_CLIENT:
+        wsd_control_handle(s, tag, slot, events);
         break;
     }
 }
@@ -435,13 +467,15 @@ static int setup_events(struct supervisor *s)
     };
     if (timerfd_settime(s->tick_fd, 0, &its, NULL) < 0)
         return -errno;
-    int r = epoll_watch(s, s->sig_fd, TAG_SIGNAL, 0, EPOLLIN);
+    int r = wsd_supervisor_watch(s, s->sig_fd, WSD_TAG_SIGNAL, 0, EPOLLIN);
     if (r == 0)
-        r = epoll_watch(s, s->report_r, TAG_REPORT, 0, EPOLLIN);
+        r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN);
     if (r == 0)
-        r = epoll_watch(s, WSD_FD_DISPATCH, TAG_DISPATCH, 0, EPOLLIN | EPOLLET);
+        r = wsd_supervisor_watch(s, WSD_FD_DISPATCH, WSD_TAG_DISPATCH, 0, EPOLLIN | EPOLLET);
     if (r == 0)
-        r = epoll_watch(s, s->tick_fd, TAG_TICK, 0, EPOLLIN);
+        r = wsd_supervisor_watch(s, s->tick_fd, WSD_TAG_TICK, 0, EPOLLIN);
+    if (r == 0)
+        r = wsd_supervisor_watch(s, s->ctl_s, WSD_TAG_ACCEPTOR_CTL, 0, EPOLLIN);
     return r;
 }
 
@@ -481,9 +515,19 @@ static int setup(struct supervisor *s)
     if (getrandom(&s->cookie_seed, sizeof(s->cookie_seed), 0) != sizeof(s->cookie_seed))
         s->cookie_seed = wsd_now_ns();
     r = wsd_pool_init(&s->pool, (uint32_t)(s->cfg->max_conns + s->cfg->pool_min));
+    if (r == 0)
+        r = wsd_iptable_init(&s->abuse, 65536);
     if (r < 0)
         return r;
-    return setup_listen(s);
+    r = setup_listen(s);
+    if (r < 0)
+        return r;
+    char addr[WSD_ADDR_STRLEN];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    (void)getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
+    wsd_addr_format(&ss, addr);
+    return wsd_control_open(s, addr);
 }
 
 static bool finished(const struct supervisor *s)
@@ -524,18 +568,20 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         int n = epoll_wait(s.ep, evs, 64, -1);
         if (n < 0 && errno != EINTR) {
             wsd_log_error(errno, "epoll_wait() failed in the supervisor loop");
-            begin_stop(&s, "error");
+            wsd_supervisor_begin_stop(&s, "error");
         }
         for (int i = 0; i < n; i++)
-            handle_event(&s, evs[i].data.u64);
+            handle_event(&s, evs[i].data.u64, evs[i].events);
         if (s.exit_status != WSD_EXIT_OK)
-            begin_stop(&s, "fatal error");
+            wsd_supervisor_begin_stop(&s, "fatal error");
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch(&s);
         pool_replenish(&s);
     }
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
+    wsd_control_close(&s);
     wsd_pool_done(&s.pool);
+    wsd_iptable_done(&s.abuse);
     return s.exit_status;
 }

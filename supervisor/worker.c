@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* A worker: idle in epoll on the shared dispatch queue (EPOLLEXCLUSIVE, so one handoff wakes
- * one worker) and a signalfd; then one connection; then exit. SIGTERM while idle is a plain
- * exit; while serving, a close with 1001. */
+ * one worker) and a signalfd; then one connection at a time, WSD_WORKER_REUSE of them; then
+ * exit. SIGTERM while idle is a plain exit, unless it names a connection this worker already
+ * finished (a kill that crossed the connection's end): that one is ignored. */
 #include "supervisor/worker.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -16,30 +19,61 @@
 #include "core/conn.h"
 #include "core/echo.h"
 #include "core/handoff.h"
+#include "core/live.h"
 #include "core/log.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
 #include "supervisor/report.h"
 #include "supervisor/spawn.h"
 
 #define PAYLOAD_SLACK 8192 /* bytes after the request that the acceptor may have read */
 
-static int wait_for_connection(int ep, int sig_fd, struct wsd_handoff *h, uint8_t *payload,
+struct worker {
+    const struct wsd_worker_args *args;
+    int ep, sig_fd;
+};
+
+static void report(const struct worker *w, struct wsd_report *r)
+{
+    r->slot = w->args->slot;
+    r->cookie = w->args->cookie;
+    int e = wsd_report_send(WSD_FD_REPORT, r);
+    if (e < 0)
+        wsd_log_warn(e, "send() failed while reporting conn=%" PRIu64 ", ignoring", r->conn_id);
+}
+
+static void on_verdict(uint64_t conn_id, enum wsd_verdict v, void *userdata)
+{
+    struct wsd_report r = {.type = WSD_REPORT_VERDICT, .conn_id = conn_id, .verdict = (uint8_t)v};
+    report(userdata, &r);
+}
+
+/* True if the signal asks this idle worker to leave (not a stale per-connection kill). */
+static bool idle_signal_means_exit(int sig_fd)
+{
+    struct signalfd_siginfo si;
+    bool leave = false;
+    while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        if (si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0)
+            leave = true;
+    return leave;
+}
+
+static int wait_for_connection(const struct worker *w, struct wsd_handoff *h, uint8_t *payload,
                                size_t cap, int *ret_fd)
 {
     for (;;) {
         struct epoll_event ev[2];
-        int n = epoll_wait(ep, ev, 2, -1);
+        int n = epoll_wait(w->ep, ev, 2, -1);
         if (n < 0 && errno != EINTR)
             return -errno;
         for (int i = 0; i < n; i++)
-            if (ev[i].data.fd == sig_fd)
-                return -EINTR; /* asked to stop while idle */
-        if (n <= 0)
-            continue;
+            if (ev[i].data.fd == w->sig_fd && idle_signal_means_exit(w->sig_fd))
+                return -EINTR;
         int r = wsd_handoff_recv(WSD_FD_DISPATCH, h, payload, cap, ret_fd);
-        if (r == -EAGAIN) /* another worker was faster */
+        if (r == -EAGAIN) /* another worker was faster, or only a signal woke us */
             continue;
         if (r == -EBADMSG) {
             wsd_log_warn(r, "malformed handoff, ignoring");
@@ -49,62 +83,109 @@ static int wait_for_connection(int ep, int sig_fd, struct wsd_handoff *h, uint8_
     }
 }
 
-static void serve(const struct wsd_worker_args *a, int sig_fd, int fd, struct wsd_handoff *h,
-                  uint8_t *payload)
+static void report_busy(const struct worker *w, const struct wsd_handoff *h,
+                        const uint8_t *payload)
 {
-    struct wsd_report report = {
-        .type = WSD_REPORT_BUSY, .slot = a->slot, .cookie = a->cookie, .conn_id = h->conn_id};
-    int r = wsd_report_send(WSD_FD_REPORT, &report);
-    if (r < 0)
-        wsd_log_warn(r, "send() failed while reporting conn=%llu, ignoring",
-                     (unsigned long long)h->conn_id);
+    struct wsd_report r = {.type = WSD_REPORT_BUSY, .conn_id = h->conn_id, .peer = h->peer};
+    struct wsd_http_upgrade req = {0};
+    if (wsd_http_upgrade_parse(&req, payload, h->request_len, h->request_len) > 0) {
+        size_t n = req.target.len < sizeof(r.path) - 1 ? req.target.len : sizeof(r.path) - 1;
+        memcpy(r.path, req.target.ptr, n);
+    }
+    report(w, &r);
+}
+
+/* Tests only: a message "spin" makes the worker stop making progress for good. */
+static void stubborn_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_t *data,
+                                size_t len, void *userdata)
+{
+    if (len == 4 && memcmp(data, "spin", 4) == 0)
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    wsd_echo_on_message(c, opcode, data, len, userdata);
+}
+
+static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload)
+{
+    const struct wsd_config *cfg = w->args->cfg;
+    report_busy(w, h, payload);
+    bool stubborn = cfg->handler == WSD_HANDLER_TEST_STUBBORN;
     struct wsd_conn_params p = {
-        .cfg = a->cfg,
+        .cfg = cfg,
         .fd = fd,
-        .sig_fd = sig_fd,
+        .sig_fd = w->sig_fd,
         .handoff = h,
         .payload = payload,
-        .on_message = wsd_echo_on_message,
+        .on_message = stubborn ? stubborn_on_message : wsd_echo_on_message,
+        .on_verdict = on_verdict,
+        .userdata = w,
+        .ignore_term = stubborn,
     };
     struct wsd_conn_result res;
-    r = wsd_conn_serve(&p, &res);
-    _exit(r < 0 ? WSD_EXIT_FAILURE : WSD_EXIT_OK);
+    int r = wsd_conn_serve(&p, &res);
+    struct wsd_report done = {
+        .type = WSD_REPORT_DONE,
+        .conn_id = h->conn_id,
+        .close_code = res.close_code,
+        .closed_by = (uint8_t)res.closed_by,
+    };
+    report(w, &done);
+    if (r == 0 && res.leave)
+        r = 1; /* told to leave: no further connections */
+    return r;
+}
+
+static int setup(struct worker *w)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    w->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->sig_fd};
+    if (w->sig_fd < 0 || w->ep < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sig_fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Listen on the queue only while idle: a busy worker must not be woken for handoffs. */
+static int watch_queue(struct worker *w, bool on)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = WSD_FD_DISPATCH};
+    int r = epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &ev);
+    return r < 0 ? -errno : 0;
 }
 
 void wsd_worker_main(void *args)
 {
-    const struct wsd_worker_args *a = args;
-    wsd_spawn_child_init("wsd-worker", a->supervisor_pid);
-    wsd_log_setup((enum wsd_log_level)a->cfg->log_level, "wsd-worker");
-    (void)munmap(a->shared, sizeof(*a->shared));
-
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sig_fd};
-    if (sig_fd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &ev) < 0)
-        _exit(WSD_EXIT_FAILURE);
-    ev = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = WSD_FD_DISPATCH};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, WSD_FD_DISPATCH, &ev) < 0)
+    struct worker w = {.args = args, .ep = -1, .sig_fd = -1};
+    const struct wsd_config *cfg = w.args->cfg;
+    wsd_spawn_child_init("wsd-worker", w.args->supervisor_pid);
+    wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
+    (void)munmap(w.args->shared, sizeof(*w.args->shared));
+    if (setup(&w) < 0)
         _exit(WSD_EXIT_FAILURE);
 
-    size_t cap = a->cfg->max_header_bytes + PAYLOAD_SLACK;
+    size_t cap = cfg->max_header_bytes + PAYLOAD_SLACK;
     uint8_t *payload = malloc(cap);
-    struct wsd_handoff h;
-    int fd = -1;
     if (!payload)
         _exit(WSD_EXIT_FAILURE);
-    int r = wait_for_connection(ep, sig_fd, &h, payload, cap, &fd);
-    if (r == -EINTR)
-        _exit(WSD_EXIT_OK);
-    if (r < 0) {
-        wsd_log_error(r, "recvmsg() failed while waiting for a connection");
-        _exit(WSD_EXIT_FAILURE);
+    for (uint64_t served = 0; served < cfg->worker_reuse; served++) {
+        struct wsd_handoff h;
+        int fd = -1;
+        if (watch_queue(&w, true) < 0)
+            _exit(WSD_EXIT_FAILURE);
+        int r = wait_for_connection(&w, &h, payload, cap, &fd);
+        if (r == -EINTR)
+            _exit(WSD_EXIT_OK);
+        if (r < 0) {
+            wsd_log_error(r, "recvmsg() failed while waiting for a connection");
+            _exit(WSD_EXIT_FAILURE);
+        }
+        (void)watch_queue(&w, false);
+        r = serve(&w, fd, &h, payload);
+        if (r != 0)
+            _exit(r < 0 ? WSD_EXIT_FAILURE : WSD_EXIT_OK);
     }
-    /* One connection per worker: leave the queue to the others. */
-    wsd_close(ep);
-    wsd_close(WSD_FD_DISPATCH);
-    serve(a, sig_fd, fd, &h, payload);
+    _exit(WSD_EXIT_OK);
 }

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* The supervisor's state, shared by its files: the loop (supervisor.c), the termination ladder
+ * (terminate.c), the detectors (detect_*.c) and the control socket (control.c). One process,
+ * one thread: nothing here is locked. */
+#ifndef WSD_SUPERVISOR_STATE_H
+#define WSD_SUPERVISOR_STATE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/iptable.h"
+#include "supervisor/pool.h"
+
+struct wsd_config;
+struct wsd_shared;
+struct wsd_control;
+
+enum wsd_tag {
+    WSD_TAG_SIGNAL = 1,
+    WSD_TAG_REPORT,
+    WSD_TAG_DISPATCH,
+    WSD_TAG_TICK,
+    WSD_TAG_ACCEPTOR,
+    WSD_TAG_WORKER,
+    WSD_TAG_ACCEPTOR_CTL,
+    WSD_TAG_CONTROL,        /* the control socket's listener */
+    WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+};
+
+struct wsd_totals {
+    uint64_t kills;       /* terminations requested (any cause) */
+    uint64_t escalations; /* SIGKILL after the grace */
+    uint64_t closed;      /* connections ended */
+    uint64_t closed_by_cause[WSD_CAUSE_COUNT];
+    uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
+    uint64_t bans;
+};
+
+struct supervisor {
+    const struct wsd_config *cfg;
+    pid_t self;
+    int ep, sig_fd, tick_fd, listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
+    struct wsd_shared *shared;
+    struct wsd_pool pool;
+    uint64_t cookie_seed;
+    int acceptor_pidfd;
+    pid_t acceptor_pid;
+    uint64_t acceptor_started_ms, acceptor_restart_at_ms;
+    uint64_t spawn_blocked_until_ms;
+    uint32_t idle_failures;
+    bool stopping, killed;
+    uint64_t stop_deadline_ms;
+    uint64_t last_scan_ms;
+    int exit_status;
+    struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
+    struct wsd_control *control;
+    struct wsd_totals totals;
+};
+
+int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
+                         uint32_t events);
+void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
+
+/* terminate.c: the one ladder. SIGTERM carrying (conn id, code) + SIGCONT, then SIGKILL after
+ * WSD_KILL_GRACE_MS; force goes straight to SIGKILL. Returns 0, or -ESRCH if w serves no
+ * connection. */
+int wsd_terminate(struct supervisor *s, struct wsd_worker *w, enum wsd_cause cause,
+                  uint16_t code, const char *reason, bool force);
+/* SIGKILL every termination whose grace has passed. */
+void wsd_terminate_escalate(struct supervisor *s, uint64_t now_ms);
+/* A connection ended (DONE report, or its worker reaped while busy: si != NULL). Logs the
+ * termination line if wsd ended it or it crashed, and tells the acceptor and the detectors. */
+void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, int closed_by,
+                    const siginfo_t *si);
+const char *wsd_cause_name(enum wsd_cause c);
+
+/* detect_abuse.c: count a violation or refused handshake from ip; past the limit, ban it. */
+void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);
+
+/* detect_heartbeat.c: terminate busy workers that stopped making progress. */
+void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
+
+/* control.c: the wsctl socket. */
+int wsd_control_open(struct supervisor *s, const char *listen_addr);
+void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
+void wsd_control_close(struct supervisor *s);
+
+#endif
