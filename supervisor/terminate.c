@@ -162,7 +162,8 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
     w->signals = 0;
     w->escalated = false;
     w->kill_deadline_ms = 0;
-    wsd_pool_set_state(&s->pool, w,
-                       !si && w->served < s->cfg->worker_reuse ? WSD_WORKER_IDLE
-                                                                : WSD_WORKER_EXITING);
+    bool reusable = !si && w->served < s->cfg->worker_reuse;
+    wsd_pool_set_state(&s->pool, w, reusable ? WSD_WORKER_IDLE : WSD_WORKER_EXITING);
+    if (reusable && s->stopping) /* back to idle while wsd stops: it must leave too */
+        (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, NULL);
 }
