@@ -62,8 +62,8 @@ static size_t fitted(int n, size_t cap)
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-size_t wsd_handshake_response_101(char *out, size_t cap, const char *accept,
-                                  const char *extensions, const char *protocol)
+size_t wsd_handshake_response_101(char *out, size_t cap, const char *accept, const char *extensions,
+                                  const char *protocol)
 {
     int n;
 
@@ -143,7 +143,7 @@ size_t wsd_handshake_response_error(char *out, size_t cap, int status, unsigned 
                  "%s"
                  "\r\n"
                  "%s",
-                 status, phrase, body_len,
-                 status == WSD_HTTP_UPGRADE_REQUIRED ? ", Upgrade" : "", extra, body);
+                 status, phrase, body_len, status == WSD_HTTP_UPGRADE_REQUIRED ? ", Upgrade" : "",
+                 extra, body);
     return fitted(n, cap);
 }

@@ -81,8 +81,7 @@ static const char *line_end(const char *p, const char *end)
 
 /* RFC 9112 3: request-line = method SP request-target SP HTTP-version; only HTTP/1.1 can
  * upgrade (RFC 6455 4.1). Returns the start of the next line, or NULL when malformed. */
-static const char *parse_request_line(struct wsd_http_upgrade *req, const char *p,
-                                      const char *end)
+static const char *parse_request_line(struct wsd_http_upgrade *req, const char *p, const char *end)
 {
     const char *eol = line_end(p, end), *s;
 
@@ -274,8 +273,7 @@ int wsd_http_upgrade_parse(struct wsd_http_upgrade *req, const uint8_t *buf, siz
     return end;
 }
 
-struct wsd_http_view wsd_http_upgrade_header(const struct wsd_http_upgrade *req,
-                                             const char *name)
+struct wsd_http_view wsd_http_upgrade_header(const struct wsd_http_upgrade *req, const char *name)
 {
     struct wsd_http_view v = {NULL, 0};
 

@@ -227,8 +227,7 @@ static int read_data(struct wsd_ws_reader *r, uint8_t *p, size_t n, struct wsd_w
     return 0;
 }
 
-static int read_payload(struct wsd_ws_reader *r, uint8_t *p, size_t avail,
-                        struct wsd_ws_event *ev)
+static int read_payload(struct wsd_ws_reader *r, uint8_t *p, size_t avail, struct wsd_ws_event *ev)
 {
     uint64_t left = r->_hdr.len - r->_frame_done;
     size_t n = avail < left ? avail : (size_t)left;
