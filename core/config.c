@@ -17,6 +17,7 @@ enum config_type {
     CONFIG_ENUM,  /* one of the names in choices, stored as its index */
     CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
     CONFIG_PATH,  /* an absolute path that fits a unix socket address, or empty */
+    CONFIG_FILE,  /* a file path (checked when it is used), or empty */
 };
 
 struct config_var {
@@ -31,12 +32,22 @@ struct config_var {
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
 static const char *const handlers[] = {"echo", "test-stubborn", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+static const char *const on_off[] = {"off", "on", NULL};
 
 #define FIELD(f) offsetof(struct wsd_config, f)
 
 static const struct config_var config_vars[] = {
     {"WSD_LISTEN", CONFIG_ADDR, "127.0.0.1:8080", 0, 0, NULL, FIELD(listen),
      "address to listen on: IPv4 host:port or [IPv6]:port; port 0 picks a free port"},
+    {"WSD_TLS_LISTEN", CONFIG_ADDR, "", 0, 0, NULL, FIELD(tls_listen),
+     "address for wss:// (TLS), next to or instead of WSD_LISTEN; empty = none"},
+    {"WSD_TLS_CERT", CONFIG_FILE, "", 0, 0, NULL, FIELD(tls_cert),
+     "PEM certificate (a chain may follow the leaf); required with WSD_TLS_LISTEN"},
+    {"WSD_TLS_KEY", CONFIG_FILE, "", 0, 0, NULL, FIELD(tls_key),
+     "PEM private key matching WSD_TLS_CERT; read once by the supervisor"},
+    {"WSD_TLS_MIN_VERSION", CONFIG_ENUM, "1.2", 0, 0, tls_versions, FIELD(tls_min_version),
+     "oldest TLS version accepted"},
     {"WSD_HANDLER", CONFIG_ENUM, "echo", 0, 0, handlers, FIELD(handler),
      "what a worker does with messages: echo sends each one back"},
     {"WSD_POOL_MIN", CONFIG_UINT, "4", 0, 1000, NULL, FIELD(pool_min),
@@ -47,6 +58,8 @@ static const struct config_var config_vars[] = {
      "bytes in one message (all fragments); beyond it the connection closes with 1009"},
     {"WSD_MAX_FRAGMENTS", CONFIG_UINT, "65536", 1, 16777216, NULL, FIELD(max_fragments),
      "frames in one message; beyond it the connection closes with 1009"},
+    {"WSD_DEFLATE", CONFIG_ENUM, "on", 0, 0, on_off, FIELD(deflate),
+     "on: accept a permessage-deflate offer (RFC 7692); off: never compress"},
     {"WSD_MAX_HEADER_BYTES", CONFIG_UINT, "8192", 1024, 65536, NULL, FIELD(max_header_bytes),
      "bytes of the upgrade request; beyond it the answer is 431"},
     {"WSD_HANDSHAKE_TIMEOUT_MS", CONFIG_UINT, "10000", 100, 600000, NULL,
@@ -125,7 +138,11 @@ static void describe_allowed(const struct config_var *v, char *out, size_t cap)
             n += (size_t)snprintf(out + n, cap - n, " %s", v->choices[i]);
         break;
     case CONFIG_ADDR:
-        snprintf(out, cap, "host:port with a numeric IPv4 host, or [IPv6]:port, port 0-65535");
+        snprintf(out, cap, "host:port with a numeric IPv4 host, or [IPv6]:port, port 0-65535, "
+                           "or empty for none");
+        break;
+    case CONFIG_FILE:
+        snprintf(out, cap, "a file path of at most 255 bytes, or empty");
         break;
     case CONFIG_PATH:
         snprintf(out, cap, "an absolute path of at most 107 bytes, or empty");
@@ -143,11 +160,16 @@ static bool parse_value(const struct config_var *v, const char *s, struct wsd_co
         return parse_enum(s, v->choices, field);
     case CONFIG_ADDR: {
         struct sockaddr_storage ss;
-        if (strlen(s) >= sizeof(cfg->listen) || wsd_listen_parse_addr(s, &ss) < 0)
+        if (strlen(s) >= sizeof(cfg->listen) || (*s && wsd_listen_parse_addr(s, &ss) < 0))
             return false;
         strcpy(field, s);
         return true;
     }
+    case CONFIG_FILE:
+        if (strlen(s) >= sizeof(cfg->tls_cert))
+            return false;
+        strcpy(field, s);
+        return true;
     case CONFIG_PATH:
         if (strlen(s) >= sizeof(cfg->control_socket) || (*s != '\0' && *s != '/'))
             return false;

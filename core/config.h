@@ -13,11 +13,16 @@ enum wsd_handler {
 };
 
 struct wsd_config {
-    char listen[128];           /* WSD_LISTEN, "host:port" or "[v6]:port" */
+    char listen[128];           /* WSD_LISTEN, "host:port" or "[v6]:port"; "" = no plain ws:// */
+    char tls_listen[128];       /* WSD_TLS_LISTEN; "" = no wss:// */
+    char tls_cert[256];         /* PEM certificate chain */
+    char tls_key[256];          /* PEM private key */
+    uint64_t tls_min_version;   /* 0: TLS 1.2, 1: TLS 1.3 */
     uint64_t pool_min;          /* idle workers kept ready */
     uint64_t max_conns;         /* live WebSocket connections, then 503 */
     uint64_t max_message;       /* bytes per message, then 1009 */
     uint64_t max_fragments;     /* frames per message, then 1009 */
+    uint64_t deflate;           /* 1: accept permessage-deflate offers; 0: never */
     uint64_t max_header_bytes;  /* upgrade request bytes, then 431 */
     uint64_t handshake_timeout_ms;
     uint64_t close_timeout_ms;  /* wait for the peer's close frame after ours */

@@ -11,6 +11,7 @@
 
 struct wsd_config;
 struct wsd_conn;
+struct wsd_tls_ctx;
 struct wsd_handoff;
 
 /* A whole message arrived: opcode is WSD_OP_TEXT or WSD_OP_BINARY; data is valid during the
@@ -34,6 +35,7 @@ struct wsd_conn_params {
     wsd_conn_verdict_cb on_verdict;
     void *userdata;
     bool ignore_term; /* tests only: never read the signalfd (exercises SIGKILL escalation) */
+    struct wsd_tls_ctx *tls; /* for a WSD_HANDOFF_TLS connection */
 };
 
 enum wsd_closed_by {

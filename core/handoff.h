@@ -10,8 +10,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#define WSD_HANDOFF_TLS 1u /* wss://: the worker runs the TLS handshake, then reads the request */
+
 struct wsd_handoff {
     uint64_t conn_id;
+    uint32_t flags;       /* WSD_HANDOFF_* */
     uint64_t accepted_ns; /* CLOCK_MONOTONIC time of accept() */
     struct sockaddr_storage peer;
     uint32_t request_len; /* bytes of the upgrade request, first in the payload */

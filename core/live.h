@@ -45,6 +45,10 @@ extern struct wsd_kill_mailbox wsd_kill_mailbox;
 
 /* The si_value of a termination signal: which connection it is for (0 = whatever the worker
  * serves) and the close code to send (0 = 1001). Connection ids stay below 2^48. */
+/* A connection id no connection has: "leave if you are idle" (busy workers ignore it). Used to
+ * recycle the pool after a certificate reload. */
+#define WSD_KILL_IDLE_ONLY 0xffffffffffffull
+
 static inline uint64_t wsd_kill_value(uint64_t conn_id, uint16_t code)
 {
     return (uint64_t)code << 48 | (conn_id & 0xffffffffffffull);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -35,8 +36,9 @@
 #define NO_CONN UINT32_MAX
 
 enum op {
-    OP_ACCEPT = 1,
+    OP_ACCEPT = 1, /* slot 0: ws://, slot 1: wss:// */
     OP_RECV,
+    OP_POLL, /* wss://: wait for the ClientHello to start arriving */
     OP_CTL,
     OP_SIGNAL,
     OP_TICK,
@@ -65,6 +67,7 @@ struct hs_conn {
     uint64_t accepted_ns;
     size_t scanned;      /* wsd_http_upgrade._scanned between reads */
     struct wsd_ip ip;
+    bool tls;            /* the worker will run TLS: nothing is read here */
     uint8_t *buf;        /* bytes received so far; NULL until the first */
     uint32_t len, cap;
 };
@@ -84,7 +87,7 @@ struct acceptor {
     uint32_t free_head; /* free slots chained through .next */
     struct conn_list pending, linger;
     bool tick_armed;
-    bool accept_armed;
+    bool accept_armed[2]; /* [0] ws://, [1] wss:// */
     bool stop;
     uint64_t live;
     struct __kernel_timespec tick_ts;
@@ -153,14 +156,33 @@ static void arm_tick(struct acceptor *a)
     a->tick_armed = true;
 }
 
-static void arm_accept(struct acceptor *a)
+static int listener_fd(const struct acceptor *a, uint32_t which)
 {
-    struct io_uring_sqe *sqe = get_sqe(a);
-    io_uring_prep_multishot_accept(sqe, a->args->listen_fd, NULL, NULL,
-                                   SOCK_CLOEXEC | SOCK_NONBLOCK);
-    io_uring_sqe_set_data64(sqe, encode(OP_ACCEPT, 0, 0));
-    a->accept_armed = true;
+    return which == 0 ? a->args->listen_fd : a->args->tls_listen_fd;
 }
+
+/* (Re-)arm multishot accept on every listener that has none in flight. */
+static void arm_accepts(struct acceptor *a)
+{
+    for (uint32_t i = 0; i < 2; i++) {
+        if (a->accept_armed[i] || listener_fd(a, i) < 0)
+            continue;
+        struct io_uring_sqe *sqe = get_sqe(a);
+        io_uring_prep_multishot_accept(sqe, listener_fd(a, i), NULL, NULL,
+                                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+        io_uring_sqe_set_data64(sqe, encode(OP_ACCEPT, 0, i));
+        a->accept_armed[i] = true;
+    }
+}
+
+static void arm_poll(struct acceptor *a, uint32_t slot)
+{
+    struct hs_conn *c = &a->conns[slot];
+    struct io_uring_sqe *sqe = get_sqe(a);
+    io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, encode(OP_POLL, c->gen, slot));
+}
+
 
 static void arm_recv(struct acceptor *a, uint32_t slot)
 {
@@ -170,6 +192,15 @@ static void arm_recv(struct acceptor *a, uint32_t slot)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, encode(OP_RECV, c->gen, slot));
+}
+
+/* The next read of a connection: its request bytes, or (wss://) just their arrival. */
+static void arm_read(struct acceptor *a, uint32_t slot)
+{
+    if (a->conns[slot].tls)
+        arm_poll(a, slot);
+    else
+        arm_recv(a, slot);
 }
 
 static void arm_ctl(struct acceptor *a)
@@ -228,6 +259,15 @@ static int hs_fail_index(int status)
 static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
 {
     struct hs_conn *c = &a->conns[slot];
+    if (c->tls) {
+        /* No HTTP answer is possible before TLS: just close. The read in flight comes back
+         * once the socket is shut down, and frees the slot. */
+        a->args->shared->hs_fail[hs_fail_index(status)]++;
+        list_remove(a, list_of(a, c), slot);
+        c->state = CONN_CLOSING;
+        (void)shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
     char resp[512];
     size_t n = wsd_handshake_response_error(resp, sizeof(resp), status,
                                             status == WSD_HTTP_SERVICE_UNAVAILABLE ? 1 : 0);
@@ -266,6 +306,7 @@ static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
 
     struct wsd_handoff h = {
         .conn_id = a->args->shared->next_conn_id,
+        .flags = c->tls ? WSD_HANDOFF_TLS : 0,
         .accepted_ns = c->accepted_ns,
         .request_len = (uint32_t)request_len,
         .extra_len = c->len - (uint32_t)request_len,
@@ -328,10 +369,10 @@ static bool conn_process(struct acceptor *a, uint32_t slot)
     return false;
 }
 
-static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe)
+static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t which)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
-        a->accept_armed = false;
+        a->accept_armed[which] = false;
     if (cqe->res < 0) {
         if (cqe->res == -EINVAL) {
             wsd_log_error(cqe->res, "multishot accept is not supported by this kernel");
@@ -352,6 +393,7 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe)
     struct hs_conn *c = &a->conns[slot];
     a->free_head = c->next;
     c->fd = cqe->res;
+    c->tls = which == 1;
     c->state = CONN_READING;
     c->scanned = 0;
     c->accepted_ns = wsd_now_ns();
@@ -364,7 +406,7 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe)
     struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &c->ip);
     if (e && e->until_ms > c->accepted_ns / 1000000) /* banned: no request is read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
-    arm_recv(a, slot);
+    arm_read(a, slot);
     arm_tick(a);
 }
 
@@ -402,6 +444,20 @@ static void handle_recv(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t s
         arm_recv(a, slot);
 }
 
+/* wss://: bytes have arrived (or the socket was shut down): hand over the raw socket. */
+static void handle_poll(struct acceptor *a, uint32_t slot)
+{
+    struct hs_conn *c = &a->conns[slot];
+    if (c->state == CONN_READING) {
+        int status = conn_hand_off(a, slot, 0);
+        if (status != 0) {
+            a->args->shared->hs_fail[hs_fail_index(status)]++;
+            wsd_log_info("refused a wss:// connection: status %d, closing", status);
+        }
+    }
+    conn_free(a, slot);
+}
+
 static void handle_tick(struct acceptor *a)
 {
     a->tick_armed = false;
@@ -416,8 +472,8 @@ static void handle_tick(struct acceptor *a)
         list_remove(a, &a->linger, slot);
         c->state = CONN_CLOSING;
     }
-    if (!a->accept_armed && !a->stop)
-        arm_accept(a);
+    if (!a->stop)
+        arm_accepts(a);
     if (a->pending.head != NO_CONN || a->linger.head != NO_CONN)
         arm_tick(a);
 }
@@ -452,7 +508,11 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
     uint32_t gen = (uint32_t)(ud >> 32) & 0xffffff, slot = (uint32_t)ud;
     switch (op) {
     case OP_ACCEPT:
-        handle_accept(a, cqe);
+        handle_accept(a, cqe, slot);
+        break;
+    case OP_POLL:
+        if (slot < a->nconns && (a->conns[slot].gen & 0xffffff) == gen)
+            handle_poll(a, slot);
         break;
     case OP_RECV:
         if (slot < a->nconns && (a->conns[slot].gen & 0xffffff) == gen)
@@ -542,7 +602,7 @@ int wsd_acceptor_run(const struct wsd_acceptor_args *args)
     if (r < 0)
         return r;
 
-    arm_accept(&a);
+    arm_accepts(&a);
     arm_ctl(&a);
     arm_signal(&a);
     while (!a.stop) {

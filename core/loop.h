@@ -28,7 +28,8 @@ struct wsd_acceptor_msg {
 
 struct wsd_acceptor_args {
     const struct wsd_config *cfg;
-    int listen_fd;
+    int listen_fd;     /* ws://, or -1 */
+    int tls_listen_fd; /* wss://, or -1 */
     int dispatch_fd; /* write end of the shared worker queue */
     int ctl_fd;      /* messages from the supervisor */
     struct wsd_shared *shared;

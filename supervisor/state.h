@@ -41,7 +41,8 @@ struct wsd_totals {
 struct supervisor {
     const struct wsd_config *cfg;
     pid_t self;
-    int ep, sig_fd, tick_fd, listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
+    int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
+    struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;
@@ -81,6 +82,12 @@ void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);
 
 /* detect_heartbeat.c: terminate busy workers that stopped making progress. */
 void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
+
+/* certs.c: load the TLS certificate at startup (exit 2 on a bad one), reload it on SIGHUP
+ * (a bad new one is refused and the old one stays), and recycle the idle pool so new
+ * connections get the new certificate. */
+int wsd_certs_load(struct supervisor *s);
+void wsd_certs_reload(struct supervisor *s);
 
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);

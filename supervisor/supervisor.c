@@ -55,16 +55,19 @@ static void acceptor_main(void *arg)
     struct supervisor *s = arg;
     wsd_spawn_child_init("wsd-acceptor", s->self);
     wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-acceptor");
-    int t[3] = {dup(s->listen_fd), dup(s->dispatch_w), dup(s->ctl_a)};
-    for (int i = 0; i < 3; i++)
-        if (t[i] < 0 || (t[i] != 3 + i && dup3(t[i], 3 + i, O_CLOEXEC) < 0))
+    int from[4] = {s->listen_fd, s->dispatch_w, s->ctl_a, s->tls_listen_fd}, t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = from[i] < 0 ? -1 : dup(from[i]);
+    for (int i = 0; i < 4; i++)
+        if (from[i] >= 0 && (t[i] < 0 || (t[i] != 3 + i && dup3(t[i], 3 + i, O_CLOEXEC) < 0)))
             _exit(WSD_EXIT_FAILURE);
-    (void)wsd_sys_close_range(6, 0);
+    (void)wsd_sys_close_range(7, 0);
     struct wsd_acceptor_args a = {
         .cfg = s->cfg,
-        .listen_fd = 3,
+        .listen_fd = s->listen_fd < 0 ? -1 : 3,
         .dispatch_fd = 4,
         .ctl_fd = 5,
+        .tls_listen_fd = s->tls_listen_fd < 0 ? -1 : 6,
         .shared = s->shared,
         .live = s->pool.busy,
     };
@@ -108,6 +111,7 @@ static int worker_spawn(struct supervisor *s)
         .slot = slot,
         .cookie = w->cookie,
         .shared = s->shared,
+        .tls = s->tls,
     };
     int pidfd;
     pid_t pid = wsd_spawn_worker(wsd_worker_main, &args, &pidfd);
@@ -294,6 +298,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
     if (s->acceptor_pidfd >= 0)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
+    s->tls_listen_fd = wsd_close(s->tls_listen_fd);
     stop_all_workers(s);
 }
 
@@ -307,6 +312,9 @@ static void handle_signal(struct supervisor *s)
             break;
         case SIGINT:
             wsd_supervisor_begin_stop(s, "SIGINT");
+            break;
+        case SIGHUP:
+            wsd_certs_reload(s);
             break;
         default:
             wsd_log_notice("signal %u has no action yet, ignoring", si.ssi_signo);
@@ -479,19 +487,25 @@ static int setup_events(struct supervisor *s)
     return r;
 }
 
-static int setup_listen(struct supervisor *s)
+/* Open one listener (an empty address means none) and log where it listens; the bound
+ * address is returned in ret_addr for the default control socket name. */
+static int open_listener(struct supervisor *s, const char *addr, const char *scheme, int *ret_fd,
+                         char ret_addr[WSD_ADDR_STRLEN])
 {
-    s->listen_fd = wsd_listen_open(s->cfg->listen, LISTEN_BACKLOG);
-    if (s->listen_fd < 0) {
-        wsd_log_error(s->listen_fd, "bind() failed while listening on '%s'", s->cfg->listen);
-        return s->listen_fd;
+    if (!*addr)
+        return 0;
+    int fd = wsd_listen_open(addr, LISTEN_BACKLOG);
+    if (fd < 0) {
+        wsd_log_error(fd, "bind() failed while listening on '%s'", addr);
+        return fd;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char addr[WSD_ADDR_STRLEN];
-    (void)getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
-    wsd_addr_format(&ss, addr);
-    wsd_log_notice("listening on ws://%s/ (pid %d; stop with SIGTERM or Ctrl-C)", addr, s->self);
+    (void)getsockname(fd, (struct sockaddr *)&ss, &sl);
+    wsd_addr_format(&ss, ret_addr);
+    wsd_log_notice("listening on %s://%s/ (pid %d; stop with SIGTERM or Ctrl-C)", scheme, ret_addr,
+                   s->self);
+    *ret_fd = fd;
     return 0;
 }
 
@@ -519,15 +533,13 @@ static int setup(struct supervisor *s)
         r = wsd_iptable_init(&s->abuse, 65536);
     if (r < 0)
         return r;
-    r = setup_listen(s);
+    char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
+    r = open_listener(s, s->cfg->listen, "ws", &s->listen_fd, addr);
+    if (r == 0)
+        r = open_listener(s, s->cfg->tls_listen, "wss", &s->tls_listen_fd, tls_addr);
     if (r < 0)
         return r;
-    char addr[WSD_ADDR_STRLEN];
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    (void)getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
-    wsd_addr_format(&ss, addr);
-    return wsd_control_open(s, addr);
+    return wsd_control_open(s, addr[0] ? addr : tls_addr);
 }
 
 static bool finished(const struct supervisor *s)
@@ -540,7 +552,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     struct supervisor s = {
         .cfg = cfg,
         .self = getpid(),
-        .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1,
+        .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1,
     };
@@ -556,6 +568,13 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (check_fd_limit(cfg) < 0)
+        return WSD_EXIT_CONFIG;
+    if (!cfg->listen[0] && !cfg->tls_listen[0]) {
+        fprintf(stderr, "wsd: invalid WSD_LISTEN=\"\": expected an address, since WSD_TLS_LISTEN "
+                        "is empty too\n");
+        return WSD_EXIT_CONFIG;
+    }
+    if (wsd_certs_load(&s) < 0)
         return WSD_EXIT_CONFIG;
     int r = setup(&s);
     if (r < 0)

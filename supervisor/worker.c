@@ -56,7 +56,8 @@ static bool idle_signal_means_exit(int sig_fd)
     struct signalfd_siginfo si;
     bool leave = false;
     while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        if (si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0)
+        if (si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0 ||
+            wsd_kill_value_conn(si.ssi_ptr) == WSD_KILL_IDLE_ONLY)
             leave = true;
     return leave;
 }
@@ -120,6 +121,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .on_verdict = on_verdict,
         .userdata = w,
         .ignore_term = stubborn,
+        .tls = w->args->tls,
     };
     struct wsd_conn_result res;
     int r = wsd_conn_serve(&p, &res);

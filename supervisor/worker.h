@@ -9,6 +9,7 @@
 
 struct wsd_config;
 struct wsd_shared;
+struct wsd_tls_ctx;
 
 struct wsd_worker_args {
     const struct wsd_config *cfg;
@@ -16,6 +17,7 @@ struct wsd_worker_args {
     uint32_t slot;
     uint64_t cookie;
     struct wsd_shared *shared; /* unmapped at once: workers have no business with it */
+    struct wsd_tls_ctx *tls;   /* the certificate current when this worker was spawned */
 };
 
 /* The child's main (a wsd_child_main_cb); never returns. */
