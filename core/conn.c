@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -24,16 +25,21 @@
 #include "core/log.h"
 #include "core/sys.h"
 #include "proto/close.h"
+#include "proto/deflate.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "proto/http_upgrade.h"
 #include "proto/proto.h"
+#include "proto/utf8.h"
 #include "proto/ws_codes.h"
 #include "proto/ws_reader.h"
 
 #define IN_BUF_SIZE 65536
 #define OUT_PAUSE_MIN (1u << 20) /* stop reading while this much (or 2 messages) is unsent */
 #define LOG_PATH_MAX 256
+/* RFC 7692 6: compression is chosen per message. Below this size deflate's block header and
+ * the frame's RSV1 buy nothing, so short messages go out as they are. */
+#define DEFLATE_MIN_LEN 64
 
 enum conn_state {
     ST_OPEN,      /* messages flow both ways */
@@ -55,7 +61,11 @@ struct wsd_conn {
     struct wsd_ws_reader reader;
     struct wsd_buf msg; /* the message being reassembled */
     uint8_t msg_opcode;
-    struct wsd_buf out; /* bytes the socket has not taken yet */
+    bool pmd;                   /* permessage-deflate agreed */
+    struct wsd_deflate deflate; /* its zlib state, allocated on first use */
+    struct wsd_buf zout;        /* a compressed outgoing message */
+    uint32_t msg_utf8;          /* UTF-8 state of an inflated text message */
+    struct wsd_buf out;         /* bytes the socket has not taken yet */
     size_t out_pause;
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
@@ -125,12 +135,27 @@ static int send_iov(struct wsd_conn *c, struct iovec *iov, int n)
     return 0;
 }
 
-static int send_frame(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+static int send_frame_rsv(struct wsd_conn *c, uint8_t rsv, uint8_t opcode, const uint8_t *data,
+                          size_t len)
 {
     uint8_t hdr[WSD_FRAME_HEADER_MAX];
-    size_t hlen = wsd_frame_header_write(hdr, true, 0, opcode, len, NULL);
+    size_t hlen = wsd_frame_header_write(hdr, true, rsv, opcode, len, NULL);
     struct iovec iov[2] = {{hdr, hlen}, {(void *)data, len}};
     return send_iov(c, iov, 2);
+}
+
+static int send_frame(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
+{
+    return send_frame_rsv(c, 0, opcode, data, len);
+}
+
+static void fail(struct wsd_conn *c, uint16_t code);
+
+static int append_zout(const uint8_t *data, size_t n, void *userdata)
+{
+    struct wsd_conn *c = userdata;
+    return wsd_buf_append(&c->zout, data, n) < 0 ? WSD_PROTO_ERR_CLOSE(WSD_CLOSE_INTERNAL_ERROR)
+                                                 : 0;
 }
 
 int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len)
@@ -139,7 +164,21 @@ int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_
         return -EPIPE;
     wsd_live.out_msgs++;
     wsd_live.out_bytes += len;
-    return send_frame(c, opcode, data, len);
+    if (!c->pmd || len < DEFLATE_MIN_LEN)
+        return send_frame(c, opcode, data, len);
+    /* RFC 7692 6.1: one frame, RSV1 set, the compressed bytes without the 4-byte tail */
+    wsd_buf_reset(&c->zout, IN_BUF_SIZE);
+    int r = wsd_deflate_compress(&c->deflate, data, len, append_zout, c);
+    if (r < 0) {
+        fail(c, WSD_CLOSE_INTERNAL_ERROR); /* the deflater is unusable now: out of memory */
+        return -ENOMEM;
+    }
+    if (c->zout.len >= len && c->deflate.params.server_no_context_takeover)
+        r = send_frame(c, opcode, data, len); /* incompressible, and no context to keep */
+    else
+        r = send_frame_rsv(c, WSD_FRAME_RSV1, opcode, wsd_buf_head(&c->zout), c->zout.len);
+    wsd_buf_reset(&c->zout, IN_BUF_SIZE);
+    return r;
 }
 
 /* Send our close frame (once) and wait for the client's. */
@@ -185,20 +224,60 @@ static void handle_close_frame(struct wsd_conn *c, const struct wsd_ws_event *ev
         c->state = ST_FINISHING;
 }
 
+/* Inflated bytes: append to the message; text is checked here, since the reader cannot see
+ * inside a compressed message (RFC 7692 6.2, RFC 6455 8.1). */
+static int append_inflated(const uint8_t *data, size_t n, void *userdata)
+{
+    struct wsd_conn *c = userdata;
+    if (c->msg_opcode == WSD_OP_TEXT) {
+        c->msg_utf8 = wsd_utf8_validate(c->msg_utf8, data, n);
+        if (c->msg_utf8 == WSD_UTF8_REJECT)
+            return WSD_PROTO_ERR_CLOSE(WSD_CLOSE_INVALID_PAYLOAD);
+    }
+    return wsd_buf_append(&c->msg, data, n) < 0 ? WSD_PROTO_ERR_CLOSE(WSD_CLOSE_INTERNAL_ERROR) : 0;
+}
+
+/* A piece of a compressed message, or (last) its end. Returns 0 or the close code to fail
+ * with. Inflating stops at WSD_MAX_MESSAGE bytes: a zip bomb costs no more than that. */
+static uint16_t inflate_piece(struct wsd_conn *c, const uint8_t *data, size_t len, bool last)
+{
+    if (c->state != ST_OPEN)
+        return 0; /* closing: the message will never be delivered */
+    int r =
+        wsd_deflate_inflate(&c->deflate, data, len, last, c->cfg->max_message, append_inflated, c);
+    if (r < 0)
+        return (uint16_t)wsd_proto_error_code(r);
+    if (last && c->msg_opcode == WSD_OP_TEXT && c->msg_utf8 != WSD_UTF8_ACCEPT)
+        return WSD_CLOSE_INVALID_PAYLOAD; /* text ends inside a character */
+    return 0;
+}
+
 static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
 {
+    uint16_t code;
     switch (ev->type) {
     case WSD_WS_EV_DATA:
         if (ev->first) {
             wsd_buf_reset(&c->msg, c->cfg->max_message);
             c->msg_opcode = ev->opcode;
+            c->msg_utf8 = WSD_UTF8_ACCEPT;
         }
-        if (wsd_buf_append(&c->msg, ev->data, ev->len) < 0)
+        if (ev->compressed) {
+            code = inflate_piece(c, ev->data, ev->len, false);
+            if (code != 0)
+                fail(c, code);
+        } else if (wsd_buf_append(&c->msg, ev->data, ev->len) < 0) {
             fail(c, WSD_CLOSE_INTERNAL_ERROR);
+        }
         break;
     case WSD_WS_EV_MESSAGE_END:
         if (c->state != ST_OPEN)
             break;
+        code = ev->compressed ? inflate_piece(c, NULL, 0, true) : 0;
+        if (code != 0) {
+            fail(c, code);
+            break;
+        }
         wsd_live.in_msgs++;
         wsd_live.in_bytes += c->msg.len;
         c->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len, c->userdata);
@@ -349,6 +428,29 @@ static void handle_heartbeat(struct wsd_conn *c)
     arm_heartbeat(c);
 }
 
+/* RFC 7692 5: the first acceptable offer, looking through every Sec-WebSocket-Extensions
+ * header in order (RFC 9110 5.3: several are one comma-separated list). */
+static void negotiate_deflate(struct wsd_conn *c, const struct wsd_http_upgrade *req,
+                              char ext[WSD_DEFLATE_RESPONSE_MAX])
+{
+    struct wsd_deflate_params params;
+    for (size_t i = 0; i < req->num_headers && !c->pmd; i++) {
+        const struct wsd_http_header *h = &req->headers[i];
+        if (h->name.len == strlen("Sec-WebSocket-Extensions") &&
+            strncasecmp(h->name.ptr, "Sec-WebSocket-Extensions", h->name.len) == 0 &&
+            wsd_deflate_negotiate(h->value.ptr, h->value.len, &params) == 1 &&
+            wsd_deflate_response_write(&params, ext, WSD_DEFLATE_RESPONSE_MAX) > 0) {
+            wsd_deflate_init(&c->deflate, &params);
+            c->pmd = true;
+            c->reader.allow_rsv1 = true; /* RFC 7692 6: RSV1 marks a compressed message */
+            /* WSD_MAX_MESSAGE limits the inflated size (counted while inflating). On the wire
+             * a compressed message can be bigger than that: incompressible data grows by up
+             * to 1/8 in fixed-Huffman blocks, by 5 bytes per 64 KiB in stored ones. */
+            c->reader.max_compressed = c->cfg->max_message + c->cfg->max_message / 8 + 1024;
+        }
+    }
+}
+
 /* Parse the handed-off request again for what the connection needs, and queue the 101. */
 static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
@@ -359,8 +461,13 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
     char accept[WSD_ACCEPT_LEN + 1];
     if (wsd_handshake_accept(req.key.ptr, req.key.len, accept) < 0)
         return -EINVAL;
+    char ext[WSD_DEFLATE_RESPONSE_MAX] = "";
+    if (c->cfg->deflate)
+        negotiate_deflate(c, &req, ext);
     char resp[512];
-    size_t len = wsd_handshake_response_101(resp, sizeof(resp), accept, NULL, NULL);
+    size_t len = wsd_handshake_response_101(resp, sizeof(resp), accept, c->pmd ? ext : NULL, NULL);
+    if (len == 0)
+        return -EINVAL;
     size_t plen = req.target.len < LOG_PATH_MAX - 1 ? req.target.len : LOG_PATH_MAX - 1;
     memcpy(c->path, req.target.ptr, plen);
     c->path[plen] = '\0';
@@ -494,5 +601,7 @@ out:
     wsd_close(c.ep);
     wsd_buf_done(&c.msg);
     wsd_buf_done(&c.out);
+    wsd_buf_done(&c.zout);
+    wsd_deflate_done(&c.deflate);
     return r;
 }

@@ -18,6 +18,7 @@ void wsd_ws_reader_init(struct wsd_ws_reader *r, uint64_t max_message, uint32_t 
 {
     memset(r, 0, sizeof(*r));
     r->max_message = max_message;
+    r->max_compressed = max_message;
     r->max_fragments = max_fragments;
     r->expect_masked = expect_masked;
     r->allow_rsv1 = allow_rsv1;
@@ -40,7 +41,7 @@ static bool is_control(uint8_t opcode)
 static uint16_t check_header(const struct wsd_ws_reader *r, const struct wsd_frame_header *h)
 {
     bool cont = h->opcode == WSD_OP_CONTINUATION;
-    uint64_t sofar;
+    uint64_t sofar, limit;
     uint32_t frames;
 
     /* RFC 6455 5.1: clients mask every frame, servers none */
@@ -75,9 +76,11 @@ static uint16_t check_header(const struct wsd_ws_reader *r, const struct wsd_fra
     /* RFC 6455 7.4.1: 1009 for a message too big to process, refused before its payload */
     frames = cont ? r->_msg_frames : 0;
     sofar = cont ? r->_msg_len : 0;
+    limit = (cont ? r->_msg_compressed : (h->rsv & WSD_FRAME_RSV1)) ? r->max_compressed
+                                                                    : r->max_message;
     if (r->max_fragments != 0 && frames >= r->max_fragments)
         return WSD_CLOSE_MESSAGE_TOO_BIG;
-    if (h->len > r->max_message || h->len > r->max_message - sofar)
+    if (h->len > limit || h->len > limit - sofar)
         return WSD_CLOSE_MESSAGE_TOO_BIG;
     return 0;
 }

@@ -42,6 +42,8 @@ enum wsd_ws_reader_state {
 struct wsd_ws_reader {
     /* Configuration: set before the first feed (wsd_ws_reader_init). */
     uint64_t max_message;   /* payload bytes per message, summed over fragments (1009 past it) */
+    uint64_t max_compressed; /* the same for a compressed (RSV1) message's wire bytes; init sets
+                                it to max_message. The inflated size is the caller's to limit. */
     uint32_t max_fragments; /* frames per message (1009 past it); 0 = no limit */
     bool expect_masked;     /* server side: client frames must be masked (1002 otherwise) */
     bool allow_rsv1;        /* permessage-deflate negotiated: RSV1 allowed on a first frame */
