@@ -30,7 +30,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 
-.PHONY: all deps deps-test run test unit asan clean
+.PHONY: all deps deps-test run test unit asan clean fuzz bench bench-quick
 all: $(BUILD)/wsd $(BUILD)/wsctl
 
 deps:
@@ -63,6 +63,27 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libwsd.a
 
 unit: $(UNIT_BIN)
 
+# Keep the unit tests' objects between runs.
+.SECONDARY:
+
+FUZZ_TIME ?= 60
+fuzz:
+	$(Q)BUILD=$(BUILD) ./tests/fuzz/run.sh $(FUZZ_TIME)
+
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/bench/wsbench: $(BENCH_OBJ) $(BUILD)/libwsd.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: $(BUILD)/wsd $(BUILD)/bench/wsbench
+	$(Q)./scripts/install-deps.sh bench
+	$(Q)BUILD=$(BUILD) ./bench/run.sh
+
+bench-quick: $(BUILD)/wsd $(BUILD)/bench/wsbench
+	$(Q)./scripts/install-deps.sh bench
+	$(Q)BUILD=$(BUILD) QUICK=1 ./bench/run.sh
+
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd
 	@echo "wsd: starting the echo server on ws://127.0.0.1:8080/ (stop it with Ctrl-C)"
@@ -82,4 +103,5 @@ asan: deps-test
 clean:
 	rm -rf build build-asan
 
+-include $(BENCH_OBJ:.o=.d)
 -include $(LIB_OBJ:.o=.d) $(BUILD)/supervisor/main.d $(BUILD)/supervisor/wsctl.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -450,6 +450,9 @@ static int setup_channels(struct supervisor *s)
     /* A deep queue: a burst of handshakes waits here while workers are spawned. */
     int sndbuf = 4 << 20, one = 1;
     (void)setsockopt(s->dispatch_w, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    /* Connection-ended notices come in bursts under churn (WSD_WORKER_REUSE). */
+    (void)setsockopt(s->ctl_s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    (void)setsockopt(s->ctl_a, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (setsockopt(s->report_r, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
         return -errno;
     return 0;

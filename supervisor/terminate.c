@@ -6,6 +6,7 @@
 #include "supervisor/state.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,10 +151,14 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
     s->totals.closed_by_cause[w->cause]++;
     if (s->acceptor_pidfd >= 0) {
         struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_CLOSED, .ip = ip};
-        if (send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-            wsd_log_warn(errno, "send() failed while telling the acceptor conn=%" PRIu64
-                                " ended, ignoring",
-                         w->conn_id);
+        /* A full socket must not lose the notice (the acceptor would count the connection as
+         * live for ever): block briefly; the acceptor drains it every loop iteration. */
+        int tries = 0;
+        while (send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN &&
+               tries++ < 1000) {
+            struct pollfd p = {.fd = s->ctl_s, .events = POLLOUT};
+            (void)poll(&p, 1, 10);
+        }
     }
     /* Scrub the connection; the worker goes back to the queue unless it has served its share. */
     w->conn_id = 0;

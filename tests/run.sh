@@ -273,6 +273,18 @@ if (( ${#mjs_files[@]} )); then
     done
 fi
 
+# ---- browser (headless Chromium via playwright-core)
+if [ -z "${WSD_TEST_DIR:-}" ] && want test_browser.mjs && [ -x "$WSD_BIN" ]; then
+    if [ ! -x /usr/bin/chromium ]; then
+        fail "browser/test_browser.mjs: /usr/bin/chromium is missing (apt-get install chromium)"
+    elif [ ! -f tests/browser/node_modules/playwright-core/package.json ] &&
+         ! (cd tests/browser && timeout 300 npm ci --no-audit --no-fund >"$LOGDIR/npm-browser.log" 2>&1); then
+        fail "browser/test_browser.mjs: 'npm ci' failed (see $LOGDIR/npm-browser.log)"
+    else
+        run_file browser/test_browser.mjs node --test --test-reporter=tap tests/browser/test_browser.mjs
+    fi
+fi
+
 # ---- summary
 
 if (( ${#failed_names[@]} )); then
