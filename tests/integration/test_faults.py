@@ -43,7 +43,9 @@ def _kill_busy_case(sig):
             await await_until(lambda: len(w.idle_workers()) == 2, 5,
                               f"the pool to refill to 2 idle workers ({w.children()})")
         w.check_clean()
-        check(f"pid={vpid}" in w.log(), f"nothing logged about the killed worker {vpid}")
+        crash = [l for l in w.log_lines() if f"terminated conn=" in l and f"pid={vpid} " in l]
+        check(crash and "cause=crash" in crash[0] and "code=1006" in crash[0],
+              f"the killed worker {vpid} is not logged as a crash: {crash}")
 
     return body
 
