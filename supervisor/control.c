@@ -66,8 +66,7 @@ static void sanitize(const char *in, char *out, size_t cap)
     out[j] = '\0';
 }
 
-static void conn_entry(struct supervisor *s, const struct wsd_worker *w, struct wsd_buf *b,
-                       bool json, bool detail)
+static void conn_entry(const struct wsd_worker *w, struct wsd_buf *b, bool json, bool detail)
 {
     struct wsd_conn_live l = {0};
     bool have = wsd_worker_read_live(w, &l) == 0;
@@ -101,7 +100,6 @@ static void conn_entry(struct supervisor *s, const struct wsd_worker *w, struct 
                       " %8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %s\n",
                    w->conn_id, w->pid, peer, state, (now - w->conn_start_ms) / 1000, l.in_msgs,
                    l.in_bytes, l.out_msgs, l.out_bytes, idle, path);
-    (void)s;
 }
 
 static void cmd_list(struct supervisor *s, struct wsd_buf *b, bool json)
@@ -120,7 +118,7 @@ static void cmd_list(struct supervisor *s, struct wsd_buf *b, bool json)
             continue;
         if (json && !first)
             out_printf(b, ",");
-        conn_entry(s, w, b, json, false);
+        conn_entry(w, b, json, false);
         first = false;
     }
     if (json)
@@ -247,7 +245,7 @@ static void execute(struct supervisor *s, char *line, struct wsd_buf *b)
             return;
         }
         out_printf(b, "OK\n");
-        conn_entry(s, w, b, json, true);
+        conn_entry(w, b, json, true);
         if (json)
             out_printf(b, "\n");
     } else if (strcmp(cmd, "kill") == 0 || strcmp(cmd, "killpeer") == 0) {
@@ -263,9 +261,8 @@ static void execute(struct supervisor *s, char *line, struct wsd_buf *b)
     }
 }
 
-static void client_close(struct wsd_control *ctl, struct control_client *c)
+static void client_close(struct control_client *c)
 {
-    (void)ctl;
     c->fd = wsd_close(c->fd);
     wsd_buf_done(&c->out);
     c->in_len = 0;
@@ -319,7 +316,7 @@ static void handle_accept(struct supervisor *s)
         ctl->clients[slot].fd = fd;
         if (wsd_supervisor_watch(s, fd, WSD_TAG_CONTROL_CLIENT, (uint32_t)slot,
                                  EPOLLIN | EPOLLOUT | EPOLLET) < 0)
-            client_close(ctl, &ctl->clients[slot]);
+            client_close(&ctl->clients[slot]);
     }
 }
 
@@ -328,7 +325,7 @@ static void handle_client(struct supervisor *s, struct control_client *c)
     while (!c->answered) {
         ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            client_close(s->control, c);
+            client_close(c);
             return;
         }
         if (n < 0)
@@ -347,7 +344,7 @@ static void handle_client(struct supervisor *s, struct control_client *c)
     if (c->answered) {
         client_flush(c);
         if (c->out.len == 0)
-            client_close(s->control, c);
+            client_close(c);
     }
 }
 
@@ -419,7 +416,7 @@ void wsd_control_close(struct supervisor *s)
         return;
     for (int i = 0; i < CONTROL_CLIENTS; i++)
         if (ctl->clients[i].fd >= 0)
-            client_close(ctl, &ctl->clients[i]);
+            client_close(&ctl->clients[i]);
     if (ctl->fd >= 0 && ctl->path[0])
         (void)unlink(ctl->path);
     wsd_close(ctl->fd);

@@ -269,7 +269,7 @@ static void kill_all_workers(struct supervisor *s)
 }
 
 /* Answer connections still queued for a worker when wsd stops: 503, not a silent close. */
-static void drain_dispatch(struct supervisor *s)
+static void drain_dispatch(void)
 {
     char resp[256];
     size_t n = wsd_handshake_response_error(resp, sizeof(resp), WSD_HTTP_SERVICE_UNAVAILABLE, 1);
@@ -284,7 +284,6 @@ static void drain_dispatch(struct supervisor *s)
         (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         wsd_close(fd);
     }
-    (void)s;
 }
 
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
@@ -597,7 +596,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         if (s.exit_status != WSD_EXIT_OK)
             wsd_supervisor_begin_stop(&s, "fatal error");
         if (s.stopping && s.acceptor_pidfd < 0)
-            drain_dispatch(&s);
+            drain_dispatch();
         pool_replenish(&s);
     }
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
