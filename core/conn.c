@@ -49,7 +49,7 @@ enum conn_state {
     ST_DONE,
 };
 
-enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER, EV_HEARTBEAT };
+enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER, EV_HEARTBEAT, EV_HANDLER = 16 /* + a handler's tag */ };
 
 struct wsd_conn {
     const struct wsd_config *cfg;
@@ -69,7 +69,9 @@ struct wsd_conn {
     size_t out_pause;
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
-    wsd_conn_message_cb on_message;
+    bool input_paused; /* the handler's backpressure */
+    bool end_told;     /* on_end has run */
+    const struct wsd_conn_handler *handler;
     void *userdata;
     struct wsd_conn_result res;
     uint64_t id;
@@ -81,7 +83,8 @@ struct wsd_conn {
 static void update_epoll(struct wsd_conn *c)
 {
     uint32_t want = EPOLLRDHUP;
-    if (c->state != ST_DONE && (c->out.len < c->out_pause || c->state >= ST_FINISHING))
+    if (c->state != ST_DONE &&
+        ((c->out.len < c->out_pause && !c->input_paused) || c->state >= ST_FINISHING))
         want |= EPOLLIN;
     if (c->out.len > 0)
         want |= EPOLLOUT;
@@ -200,6 +203,41 @@ static void start_close(struct wsd_conn *c, uint16_t code, const char *reason)
     arm_timer(c, c->cfg->close_timeout_ms);
 }
 
+void wsd_conn_close(struct wsd_conn *c, uint16_t code, const char *reason)
+{
+    start_close(c, code, reason);
+}
+
+int wsd_conn_watch(struct wsd_conn *c, int fd, uint32_t tag, uint32_t events)
+{
+    if (events == 0) {
+        wsd_conn_unwatch(c, fd);
+        return 0;
+    }
+    struct epoll_event ev = {.events = events, .data.u32 = EV_HANDLER + tag};
+    if (epoll_ctl(c->ep, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    if (errno == ENOENT && epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return 0;
+    return -errno;
+}
+
+void wsd_conn_unwatch(struct wsd_conn *c, int fd)
+{
+    (void)epoll_ctl(c->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void wsd_conn_pause_input(struct wsd_conn *c, bool pause)
+{
+    c->input_paused = pause;
+    update_epoll(c);
+}
+
+size_t wsd_conn_unsent(const struct wsd_conn *c)
+{
+    return c->out.len;
+}
+
 /* RFC 6455 7.1.7: fail the connection: our close frame with the code, then the TCP close. */
 static void fail(struct wsd_conn *c, uint16_t code)
 {
@@ -280,7 +318,8 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
         }
         wsd_live.in_msgs++;
         wsd_live.in_bytes += c->msg.len;
-        c->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len, c->userdata);
+        c->handler->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len,
+                               c->userdata);
         wsd_buf_reset(&c->msg, IN_BUF_SIZE);
         break;
     case WSD_WS_EV_PING:
@@ -451,6 +490,19 @@ static void negotiate_deflate(struct wsd_conn *c, const struct wsd_http_upgrade 
     }
 }
 
+/* The handler refused the upgrade: answer with the HTTP status and end (nothing was opened).
+ * Returns 1, which wsd_conn_serve takes as "done, not an error". */
+static int refuse(struct wsd_conn *c, int status)
+{
+    char resp[512];
+    size_t n = wsd_handshake_response_error(resp, sizeof(resp), status, 0);
+    if (n > 0)
+        (void)send(c->fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    wsd_log_info("refused conn=%" PRIu64 " peer=%s path=%s status=%d", c->id, c->peer, c->path,
+                 status);
+    return 1;
+}
+
 /* Parse the handed-off request again for what the connection needs, and queue the 101. */
 static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
@@ -458,6 +510,15 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
     uint32_t n = p->handoff->request_len;
     if (wsd_http_upgrade_parse(&req, p->payload, n, n) != (int)n)
         return -EBADMSG;
+    size_t plen = req.target.len < LOG_PATH_MAX - 1 ? req.target.len : LOG_PATH_MAX - 1;
+    memcpy(c->path, req.target.ptr, plen);
+    c->path[plen] = '\0';
+    if (c->handler->on_request) {
+        struct wsd_conn_request r = {.http = &req, .handoff = p->handoff, .fd = c->fd};
+        int status = c->handler->on_request(c, &r, c->userdata);
+        if (status != 0)
+            return refuse(c, status);
+    }
     char accept[WSD_ACCEPT_LEN + 1];
     if (wsd_handshake_accept(req.key.ptr, req.key.len, accept) < 0)
         return -EINVAL;
@@ -468,9 +529,6 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
     size_t len = wsd_handshake_response_101(resp, sizeof(resp), accept, c->pmd ? ext : NULL, NULL);
     if (len == 0)
         return -EINVAL;
-    size_t plen = req.target.len < LOG_PATH_MAX - 1 ? req.target.len : LOG_PATH_MAX - 1;
-    memcpy(c->path, req.target.ptr, plen);
-    c->path[plen] = '\0';
     struct iovec iov = {resp, len};
     return send_iov(c, &iov, 1);
 }
@@ -516,9 +574,15 @@ static void run(struct wsd_conn *c, uint8_t *in)
             (void)shutdown(c->fd, SHUT_WR);
             c->state = ST_DRAIN;
         }
+        if (c->state != ST_OPEN && !c->end_told) {
+            c->end_told = true;
+            if (c->handler->on_end)
+                c->handler->on_end(c, c->userdata);
+        }
+        int timeout = c->handler->on_loop ? c->handler->on_loop(c, c->userdata) : -1;
         update_epoll(c);
-        struct epoll_event evs[4];
-        int n = epoll_wait(c->ep, evs, 4, -1);
+        struct epoll_event evs[8];
+        int n = epoll_wait(c->ep, evs, 8, timeout);
         for (int i = 0; i < n && c->state != ST_DONE; i++) {
             switch (evs[i].data.u32) {
             case EV_SOCKET:
@@ -536,6 +600,9 @@ static void run(struct wsd_conn *c, uint8_t *in)
             case EV_HEARTBEAT:
                 handle_heartbeat(c);
                 break;
+            default:
+                c->handler->on_fd(c, evs[i].data.u32 - EV_HANDLER, evs[i].events, c->userdata);
+                break;
             }
         }
     }
@@ -552,7 +619,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .timer_fd = -1,
         .hb_fd = -1,
         .ep = -1,
-        .on_message = p->on_message,
+        .handler = p->handler,
         .on_verdict = p->on_verdict,
         .userdata = p->userdata,
         .id = p->handoff->conn_id,
@@ -575,17 +642,25 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     int r = setup(&c, p);
     if (r == 0)
         r = send_upgrade(&c, p);
+    if (r == 1) { /* refused by the handler, and logged */
+        r = 0;
+        goto out;
+    }
     if (r < 0) {
         wsd_log_error(r, "setting up conn=%" PRIu64 " peer=%s failed", c.id, c.peer);
         goto out;
     }
     wsd_log_info("open conn=%" PRIu64 " pid=%d peer=%s path=%s", c.id, (int)getpid(), c.peer,
                  c.path);
+    if (c.handler->on_open)
+        c.handler->on_open(&c, c.userdata);
     uint32_t extra = p->handoff->extra_len;
     if (extra > 0) /* a client may send its first frames with the request */
         process_input(&c, p->payload + p->handoff->request_len, extra);
     arm_heartbeat(&c);
     run(&c, in);
+    if (!c.end_told && c.handler->on_end)
+        c.handler->on_end(&c, c.userdata);
     log_close(&c);
     c.res.in_msgs = wsd_live.in_msgs;
     c.res.in_bytes = wsd_live.in_bytes;

@@ -14,10 +14,35 @@ struct wsd_conn;
 struct wsd_tls_ctx;
 struct wsd_handoff;
 
-/* A whole message arrived: opcode is WSD_OP_TEXT or WSD_OP_BINARY; data is valid during the
- * call only. */
-typedef void (*wsd_conn_message_cb)(struct wsd_conn *c, uint8_t opcode, const uint8_t *data,
-                                    size_t len, void *userdata);
+struct wsd_http_upgrade;
+
+/* What a handler sees of the upgrade request (views valid during on_request only). */
+struct wsd_conn_request {
+    const struct wsd_http_upgrade *http;
+    const struct wsd_handoff *handoff; /* peer, connection id, flags (WSD_HANDOFF_TLS) */
+    int fd;                            /* the socket, for getsockname() */
+};
+
+/* What a worker does with a connection: echo and exec are two of these. Every hook but
+ * on_message may be NULL; userdata is wsd_conn_params.userdata. */
+struct wsd_conn_handler {
+    /* Before the 101: 0 accepts, an HTTP status (e.g. 404) refuses the upgrade with it. */
+    int (*on_request)(struct wsd_conn *c, const struct wsd_conn_request *req, void *userdata);
+    /* After the 101 is queued: start whatever serves the connection. */
+    void (*on_open)(struct wsd_conn *c, void *userdata);
+    /* A whole message arrived: opcode is WSD_OP_TEXT or WSD_OP_BINARY; data is valid during
+     * the call only. */
+    void (*on_message)(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len,
+                       void *userdata);
+    /* An fd watched with wsd_conn_watch() is ready (events as epoll reports them). */
+    void (*on_fd)(struct wsd_conn *c, uint32_t tag, uint32_t events, void *userdata);
+    /* Once per loop iteration, before waiting: returns how long the wait may last in ms, or -1
+     * for no limit (a handler's own deadlines, e.g. resuming paused input). */
+    int (*on_loop)(struct wsd_conn *c, void *userdata);
+    /* Once, when the connection stops being open (a close frame either way, a violation, a
+     * signal, the peer gone): no more messages will be delivered or accepted. */
+    void (*on_end)(struct wsd_conn *c, void *userdata);
+};
 
 /* A detector in the worker reached a verdict about connection conn_id; the supervisor acts. */
 enum wsd_verdict {
@@ -31,7 +56,7 @@ struct wsd_conn_params {
     int sig_fd; /* signalfd for SIGTERM: a graceful close with 1001 */
     const struct wsd_handoff *handoff;
     uint8_t *payload; /* the request, then bytes that followed it (read and written) */
-    wsd_conn_message_cb on_message;
+    const struct wsd_conn_handler *handler;
     wsd_conn_verdict_cb on_verdict;
     void *userdata;
     bool ignore_term; /* tests only: never read the signalfd (exercises SIGKILL escalation) */
@@ -62,5 +87,21 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 /* Queue a whole message (one frame) to the client. Returns 0, -EPIPE once the connection is
  * closing, or -ENOMEM. */
 int wsd_conn_send(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len);
+
+/* Start the close handshake with code and reason (<= 123 bytes of UTF-8), as wsd's side. No
+ * effect once the connection is closing. */
+void wsd_conn_close(struct wsd_conn *c, uint16_t code, const char *reason);
+
+/* Watch fd for events (EPOLLIN, EPOLLOUT; level-triggered) and call on_fd with tag (< 1000)
+ * when it is ready; calling again changes the events, 0 stops watching for now. Returns 0 or
+ * -errno. The fd stays the caller's; call wsd_conn_unwatch() before closing it. */
+int wsd_conn_watch(struct wsd_conn *c, int fd, uint32_t tag, uint32_t events);
+void wsd_conn_unwatch(struct wsd_conn *c, int fd);
+
+/* Stop (true) or resume (false) reading from the client: backpressure from a handler. */
+void wsd_conn_pause_input(struct wsd_conn *c, bool pause);
+
+/* Bytes queued for the client that the socket has not taken yet. */
+size_t wsd_conn_unsent(const struct wsd_conn *c);
 
 #endif

@@ -10,3 +10,5 @@ void wsd_echo_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_t *data
     (void)userdata;
     (void)wsd_conn_send(c, opcode, data, len);
 }
+
+const struct wsd_conn_handler wsd_echo_handler = {.on_message = wsd_echo_on_message};

@@ -11,4 +11,8 @@ struct wsd_conn;
 void wsd_echo_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, size_t len,
                          void *userdata);
 
+/* Echo as a connection handler: on_message only, so the connection loop stays as lean as it
+ * was before handlers had other hooks. */
+extern const struct wsd_conn_handler wsd_echo_handler;
+
 #endif

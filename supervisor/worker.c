@@ -106,6 +106,8 @@ static void stubborn_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_
     wsd_echo_on_message(c, opcode, data, len, userdata);
 }
 
+static const struct wsd_conn_handler stubborn_handler = {.on_message = stubborn_on_message};
+
 static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload)
 {
     const struct wsd_config *cfg = w->args->cfg;
@@ -117,7 +119,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .sig_fd = w->sig_fd,
         .handoff = h,
         .payload = payload,
-        .on_message = stubborn ? stubborn_on_message : wsd_echo_on_message,
+        .handler = stubborn ? &stubborn_handler : &wsd_echo_handler,
         .on_verdict = on_verdict,
         .userdata = w,
         .ignore_term = stubborn,
