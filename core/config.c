@@ -18,6 +18,7 @@ enum config_type {
     CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
     CONFIG_PATH,  /* an absolute path that fits a unix socket address, or empty */
     CONFIG_FILE,  /* a file path (checked when it is used), or empty */
+    CONFIG_TEXT,  /* any text shorter than max bytes (checked when it is used) */
 };
 
 struct config_var {
@@ -31,7 +32,8 @@ struct config_var {
 };
 
 static const char *const log_levels[] = {"error", "warn", "notice", "info", "debug", NULL};
-static const char *const handlers[] = {"echo", "test-stubborn", NULL};
+static const char *const handlers[] = {"echo", "test-stubborn", "exec", "test-probe", NULL};
+static const char *const exec_stderr_modes[] = {"log", "pass", "null", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const on_off[] = {"off", "on", NULL};
 
@@ -49,7 +51,33 @@ static const struct config_var config_vars[] = {
     {"WSD_TLS_MIN_VERSION", CONFIG_ENUM, "1.2", 0, 0, tls_versions, FIELD(tls_min_version),
      "oldest TLS version accepted"},
     {"WSD_HANDLER", CONFIG_ENUM, "echo", 0, 0, handlers, FIELD(handler),
-     "what a worker does with messages: echo sends each one back"},
+     "what a worker does with messages: echo sends each one back; exec runs a program"},
+    {"WSD_EXEC", CONFIG_TEXT, "", 0, 4096, NULL, FIELD(exec),
+     "exec: the program and its arguments, split like a shell splits words (no shell runs)"},
+    {"WSD_EXEC_DIR", CONFIG_FILE, "", 0, 0, NULL, FIELD(exec_dir),
+     "exec: a directory; /name runs its executable 'name' (404 if there is none)"},
+    {"WSD_EXEC_BINARY", CONFIG_UINT, "0", 0, 1, NULL, FIELD(exec_binary),
+     "exec: 0 = each line is a text message; 1 = raw bytes as binary messages"},
+    {"WSD_EXEC_STDERR", CONFIG_ENUM, "log", 0, 0, exec_stderr_modes, FIELD(exec_stderr),
+     "exec: the program's stderr goes to wsd's log, to wsd's stderr as is, or nowhere"},
+    {"WSD_EXEC_PASSENV", CONFIG_TEXT, "PATH", 0, 1024, NULL, FIELD(exec_passenv),
+     "exec: names of wsd's own variables the program also gets (comma or space separated)"},
+    {"WSD_EXEC_BUFFER", CONFIG_UINT, "262144", 4096, 67108864, NULL, FIELD(exec_buffer),
+     "exec: bytes buffered each way before the faster side is paused"},
+    {"WSD_USER", CONFIG_TEXT, "", 0, 64, NULL, FIELD(user),
+     "exec: the user programs run as; empty = nobody when wsd runs as root, else wsd's user"},
+    {"WSD_EXEC_RLIMIT_AS", CONFIG_UINT, "4294967296", 0, 1ull << 44, NULL,
+     FIELD(exec_rlimit_as), "exec: address space of each program in bytes; 0 = no limit"},
+    {"WSD_EXEC_RLIMIT_NOFILE", CONFIG_UINT, "1024", 0, 20000, NULL, FIELD(exec_rlimit_nofile),
+     "exec: open files of each program; 0 = as inherited"},
+    {"WSD_EXEC_RLIMIT_NPROC", CONFIG_UINT, "0", 0, 4194304, NULL, FIELD(exec_rlimit_nproc),
+     "exec: processes of the WSD_USER user, all connections together; 0 = no limit"},
+    {"WSD_EXEC_RLIMIT_CPU", CONFIG_UINT, "0", 0, 31536000, NULL, FIELD(exec_rlimit_cpu),
+     "exec: CPU seconds of each program (then SIGXCPU, SIGKILL); 0 = no limit"},
+    {"WSD_SANDBOX", CONFIG_ENUM, "on", 0, 0, on_off, FIELD(sandbox),
+     "workers get no_new_privs, Landlock and (WSD_SECCOMP) a seccomp filter"},
+    {"WSD_SECCOMP", CONFIG_ENUM, "on", 0, 0, on_off, FIELD(seccomp),
+     "with WSD_SANDBOX=on: the seccomp filter, loaded once and inherited by every worker"},
     {"WSD_POOL_MIN", CONFIG_UINT, "4", 0, 1000, NULL, FIELD(pool_min),
      "idle worker processes kept ready"},
     {"WSD_MAX_CONNS", CONFIG_UINT, "10000", 1, 19000, NULL, FIELD(max_conns),
@@ -147,6 +175,9 @@ static void describe_allowed(const struct config_var *v, char *out, size_t cap)
     case CONFIG_PATH:
         snprintf(out, cap, "an absolute path of at most 107 bytes, or empty");
         break;
+    case CONFIG_TEXT:
+        snprintf(out, cap, "text of at most %" PRIu64 " bytes", v->max - 1);
+        break;
     }
 }
 
@@ -172,6 +203,11 @@ static bool parse_value(const struct config_var *v, const char *s, struct wsd_co
         return true;
     case CONFIG_PATH:
         if (strlen(s) >= sizeof(cfg->control_socket) || (*s != '\0' && *s != '/'))
+            return false;
+        strcpy(field, s);
+        return true;
+    case CONFIG_TEXT: /* max is the field's size */
+        if (strlen(s) >= v->max)
             return false;
         strcpy(field, s);
         return true;

@@ -10,6 +10,8 @@
 enum wsd_handler {
     WSD_HANDLER_ECHO = 0,
     WSD_HANDLER_TEST_STUBBORN, /* tests only: ignores SIGTERM, and spins on a "spin" message */
+    WSD_HANDLER_EXEC,          /* runs WSD_EXEC (or a program from WSD_EXEC_DIR) per connection */
+    WSD_HANDLER_TEST_PROBE,    /* tests only: tries what the sandbox forbids, from a worker */
 };
 
 struct wsd_config {
@@ -38,6 +40,16 @@ struct wsd_config {
     char control_socket[108];   /* empty: ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock */
     uint64_t log_level;         /* enum wsd_log_level */
     uint64_t handler;           /* enum wsd_handler */
+    char exec[4096];            /* WSD_EXEC: program and arguments, split like a shell */
+    char exec_dir[256];         /* WSD_EXEC_DIR: /name runs exec_dir/name */
+    uint64_t exec_binary;       /* 1: raw bytes as binary messages; 0: text lines */
+    uint64_t exec_stderr;       /* enum wsd_exec_stderr */
+    char exec_passenv[1024];    /* names of wsd's variables a program gets */
+    uint64_t exec_buffer;       /* bytes buffered each way before the other side pauses */
+    char user[64];              /* WSD_USER: programs run as this user */
+    uint64_t exec_rlimit_as, exec_rlimit_nofile, exec_rlimit_nproc, exec_rlimit_cpu;
+    uint64_t sandbox;           /* 1: workers get no_new_privs, Landlock and seccomp */
+    uint64_t seccomp;           /* 1: the seccomp filter (with sandbox on) */
 };
 
 /* Fill *ret from the environment. On a bad value, write one line naming the variable, the

@@ -37,6 +37,23 @@ int wsd_sys_pidfd_send_signal(int pidfd, int sig, siginfo_t *info)
     return 0;
 }
 
+#ifndef PIDFD_SIGNAL_PROCESS_GROUP
+#define PIDFD_SIGNAL_PROCESS_GROUP (1U << 2)
+#endif
+
+int wsd_sys_pidfd_signal_group(int pidfd, int sig)
+{
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, PIDFD_SIGNAL_PROCESS_GROUP) < 0)
+        return -errno;
+    return 0;
+}
+
+int wsd_sys_pidfd_open(pid_t pid)
+{
+    long fd = syscall(SYS_pidfd_open, pid, 0); /* pidfds are always CLOEXEC */
+    return fd < 0 ? -errno : (int)fd;
+}
+
 int wsd_sys_waitid_pidfd(int pidfd, siginfo_t *ret_info, int options)
 {
     for (;;) {

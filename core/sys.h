@@ -16,6 +16,13 @@ int wsd_sys_clone3_pidfd(uint64_t extra_flags, int *ret_pidfd);
 /* pidfd_send_signal(); info may be NULL. The only way wsd signals a process. */
 int wsd_sys_pidfd_send_signal(int pidfd, int sig, siginfo_t *info);
 
+/* pidfd_send_signal() to the process group whose id is the pidfd's pid
+ * (PIDFD_SIGNAL_PROCESS_GROUP): reaches every member, even after the leader has exited. */
+int wsd_sys_pidfd_signal_group(int pidfd, int sig);
+
+/* pidfd_open(pid, 0): only race-free for a child the caller has not reaped. */
+int wsd_sys_pidfd_open(pid_t pid);
+
 /* waitid(P_PIDFD, pidfd, WEXITED | options). Retries EINTR. Returns 0 with *ret_info filled
  * (ret_info->si_pid == 0 if WNOHANG and not yet exited), or -errno. */
 int wsd_sys_waitid_pidfd(int pidfd, siginfo_t *ret_info, int options);

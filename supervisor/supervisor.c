@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/exec.h"
 #include "core/handoff.h"
 #include "core/listen.h"
 #include "core/log.h"
@@ -576,7 +577,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
                         "is empty too\n");
         return WSD_EXIT_CONFIG;
     }
-    if (wsd_certs_load(&s) < 0)
+    if (wsd_certs_load(&s) < 0 || wsd_exec_prepare(cfg, stderr) < 0)
         return WSD_EXIT_CONFIG;
     int r = setup(&s);
     if (r < 0)

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/conn.h"
 #include "core/echo.h"
+#include "core/exec.h"
 #include "core/handoff.h"
 #include "core/live.h"
 #include "core/log.h"
@@ -108,6 +109,20 @@ static void stubborn_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_
 
 static const struct wsd_conn_handler stubborn_handler = {.on_message = stubborn_on_message};
 
+static const struct wsd_conn_handler *handler_of(const struct wsd_config *cfg)
+{
+    switch ((enum wsd_handler)cfg->handler) {
+    case WSD_HANDLER_EXEC:
+        return &wsd_exec_handler;
+    case WSD_HANDLER_TEST_STUBBORN:
+        return &stubborn_handler;
+    case WSD_HANDLER_ECHO:
+    case WSD_HANDLER_TEST_PROBE:
+        break;
+    }
+    return &wsd_echo_handler;
+}
+
 static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload)
 {
     const struct wsd_config *cfg = w->args->cfg;
@@ -119,7 +134,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .sig_fd = w->sig_fd,
         .handoff = h,
         .payload = payload,
-        .handler = stubborn ? &stubborn_handler : &wsd_echo_handler,
+        .handler = handler_of(cfg),
         .on_verdict = on_verdict,
         .userdata = w,
         .ignore_term = stubborn,
@@ -127,6 +142,8 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
     };
     struct wsd_conn_result res;
     int r = wsd_conn_serve(&p, &res);
+    if (cfg->handler == WSD_HANDLER_EXEC)
+        wsd_exec_finish(); /* the program's tree is gone before the connection counts as ended */
     struct wsd_report done = {
         .type = WSD_REPORT_DONE,
         .conn_id = h->conn_id,
@@ -168,6 +185,8 @@ void wsd_worker_main(void *args)
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
     (void)munmap(w.args->shared, sizeof(*w.args->shared));
     if (setup(&w) < 0)
+        _exit(WSD_EXIT_FAILURE);
+    if (cfg->handler == WSD_HANDLER_EXEC && wsd_exec_worker_init() < 0)
         _exit(WSD_EXIT_FAILURE);
 
     size_t cap = cfg->max_header_bytes + PAYLOAD_SLACK;

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The exec handler (WSD_HANDLER=exec): each connection runs a program, websocketd-style. Its
+ * stdout lines become text messages (or raw bytes binary messages, WSD_EXEC_BINARY=1), and each
+ * message is written to its stdin followed by a newline. The program exiting closes the
+ * connection (1000 for status 0, 1011 otherwise); the connection ending ends the program's
+ * whole process tree. Both directions are bounded by WSD_EXEC_BUFFER. */
+#ifndef WSD_CORE_EXEC_H
+#define WSD_CORE_EXEC_H
+
+#include <stdio.h>
+
+struct wsd_config;
+
+/* At startup, before any worker: check the exec settings (the program or directory, the user,
+ * WSD_EXEC_PASSENV) and keep what every worker needs, resolved once. On a bad setting write
+ * one line to err and return -EINVAL. Does nothing for other handlers, except refusing exec
+ * settings they would ignore. */
+int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err);
+
+/* The connection handler (core/conn.h). One connection at a time per worker. */
+extern const struct wsd_conn_handler wsd_exec_handler;
+
+/* In a worker, once before its first connection: adopt orphaned descendants. Returns 0 or
+ * -errno. */
+int wsd_exec_worker_init(void);
+
+/* After wsd_conn_serve() returns: end what is left of the program's tree (SIGTERM, SIGKILL
+ * half a WSD_KILL_GRACE_MS later), reap all of it and release the connection's state. */
+void wsd_exec_finish(void);
+
+#endif

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* Starting and ending an exec connection's program. Its pid is never signalled by number:
+ * the program through the pidfd taken before it could be reaped, its group through the same
+ * pidfd (PIDFD_SIGNAL_PROCESS_GROUP), adopted orphans through pidfds opened while they are
+ * still unreaped children of this worker. The program stays unreaped until its tree is gone,
+ * so its pid (= its group's id) cannot be reused meanwhile. */
+#include "core/exec_proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/sys.h"
+
+#define CHILDREN_MAX_BYTES 16384 /* /proc/thread-self/children: pids as text */
+
+int wsd_exec_proc_become_reaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? -errno : 0;
+}
+
+static void set_limit(int resource, uint64_t v)
+{
+    if (v == 0)
+        return;
+    struct rlimit rl = {.rlim_cur = v, .rlim_max = v};
+    if (setrlimit(resource, &rl) < 0)
+        _exit(126);
+}
+
+/* In the vfork()ed child: only system calls and _exit, nothing that touches the worker's
+ * memory (it is shared until execve). */
+static void child(const struct wsd_exec_spawn *sp, int in_r, int out_w, int err_w, pid_t worker)
+{
+    if (setsid() < 0) /* its own session and group: the tree ends as a whole */
+        _exit(126);
+    if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0)
+        _exit(126);
+    if (sp->stderr_mode == WSD_EXEC_STDERR_LOG && dup2(err_w, 2) < 0)
+        _exit(126);
+    if (sp->stderr_mode == WSD_EXEC_STDERR_NULL) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(126);
+    }
+    (void)wsd_sys_close_range(3, 0);
+    set_limit(RLIMIT_AS, sp->rlimit_as);
+    set_limit(RLIMIT_NOFILE, sp->rlimit_nofile);
+    set_limit(RLIMIT_NPROC, sp->rlimit_nproc);
+    set_limit(RLIMIT_CPU, sp->rlimit_cpu);
+    if (sp->set_ids && (setgroups(0, NULL) < 0 || setresgid(sp->gid, sp->gid, sp->gid) < 0 ||
+                        setresuid(sp->uid, sp->uid, sp->uid) < 0))
+        _exit(126);
+    /* After the uid change, which clears it: the program dies with its worker. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
+        _exit(126);
+    /* The worker blocks every signal and ignores SIGPIPE; a program starts with neither. */
+    sigset_t none;
+    sigemptyset(&none);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    (void)sigaction(SIGPIPE, &dfl, NULL);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(sp->path, sp->argv, sp->envp);
+    _exit(127);
+}
+
+/* vfork in a function of its own: the caller's locals are not live across it. */
+static pid_t start_child(const struct wsd_exec_spawn *sp, int in_r, int out_w, int err_w)
+{
+    pid_t worker = getpid();
+    /* vfork: no copy of the worker's page tables, the cheapest way to a fresh process. */
+    pid_t pid = vfork();
+    if (pid == 0)
+        child(sp, in_r, out_w, err_w, worker);
+    return pid < 0 ? -errno : pid;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+int wsd_exec_proc_start(const struct wsd_exec_spawn *sp, struct wsd_exec_proc *ret)
+{
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, r = 0;
+    *ret = (struct wsd_exec_proc){.pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1};
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+        (sp->stderr_mode == WSD_EXEC_STDERR_LOG && pipe2(err, O_CLOEXEC) < 0)) {
+        r = -errno;
+        goto out;
+    }
+    pid_t pid = start_child(sp, in[0], out[1], err[1]);
+    if (pid < 0) {
+        r = pid;
+        goto out;
+    }
+    int pidfd = wsd_sys_pidfd_open(pid); /* our unreaped child: the pid is still its */
+    if (pidfd < 0) {
+        r = pidfd;
+        (void)kill(pid, SIGKILL); /* the one pid signal: an unreaped child cannot be reused */
+        siginfo_t si;
+        (void)waitid(P_PID, (id_t)pid, &si, WEXITED);
+        goto out;
+    }
+    *ret = (struct wsd_exec_proc){
+        .pid = pid, .pidfd = pidfd, .in_fd = in[1], .out_fd = out[0], .err_fd = err[0]};
+    in[1] = out[0] = err[0] = -1;
+    (void)set_nonblock(ret->in_fd);
+    (void)set_nonblock(ret->out_fd);
+    if (ret->err_fd >= 0)
+        (void)set_nonblock(ret->err_fd);
+out:
+    for (int i = 0; i < 2; i++) {
+        wsd_close(in[i]);
+        wsd_close(out[i]);
+        wsd_close(err[i]);
+    }
+    return r;
+}
+
+bool wsd_exec_proc_poll_exit(struct wsd_exec_proc *p)
+{
+    if (!p->exited && p->pidfd >= 0 &&
+        wsd_sys_waitid_pidfd(p->pidfd, &p->status, WNOHANG | WNOWAIT) == 0 &&
+        p->status.si_pid != 0)
+        p->exited = true;
+    return p->exited;
+}
+
+/* Signal one adopted child and its own group (it may have called setsid()). */
+static void signal_adopted(pid_t pid, int sig)
+{
+    int fd = wsd_sys_pidfd_open(pid);
+    if (fd < 0)
+        return;
+    (void)wsd_sys_pidfd_send_signal(fd, sig, NULL);
+    (void)wsd_sys_pidfd_signal_group(fd, sig);
+    wsd_close(fd);
+}
+
+int wsd_exec_proc_signal_tree(struct wsd_exec_proc *p, int sig)
+{
+    static char buf[CHILDREN_MAX_BYTES];
+    if (p->pidfd >= 0 && sig != 0)
+        (void)wsd_sys_pidfd_signal_group(p->pidfd, sig);
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return p->pidfd >= 0 && !wsd_exec_proc_poll_exit(p) ? 1 : 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    wsd_close(fd);
+    int left = n == (ssize_t)sizeof(buf) - 1 ? 1 : 0; /* more than fits: not done yet */
+    buf[n > 0 ? n : 0] = '\0';
+    for (char *s = buf, *end; *s; s = end) {
+        long pid = strtol(s, &end, 10);
+        if (end == s)
+            break;
+        if (pid == p->pid) {
+            if (!wsd_exec_proc_poll_exit(p))
+                left++;
+            continue;
+        }
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid)
+            continue; /* an adopted orphan that had exited: reaped now */
+        left++;
+        if (sig == SIGTERM) {
+            bool seen = false;
+            for (unsigned i = 0; i < p->n_termed && !seen; i++)
+                seen = p->termed[i] == pid;
+            if (seen)
+                continue;
+            if (p->n_termed < sizeof(p->termed) / sizeof(p->termed[0]))
+                p->termed[p->n_termed++] = (pid_t)pid;
+        }
+        if (sig != 0)
+            signal_adopted((pid_t)pid, sig);
+    }
+    return left;
+}
+
+void wsd_exec_proc_done(struct wsd_exec_proc *p)
+{
+    p->in_fd = wsd_close(p->in_fd);
+    p->out_fd = wsd_close(p->out_fd);
+    p->err_fd = wsd_close(p->err_fd);
+    if (p->pidfd >= 0) {
+        if (!wsd_exec_proc_poll_exit(p))
+            (void)wsd_sys_pidfd_send_signal(p->pidfd, SIGKILL, NULL);
+        siginfo_t si;
+        (void)wsd_sys_waitid_pidfd(p->pidfd, &si, 0);
+        p->pidfd = wsd_close(p->pidfd);
+    }
+}
