@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/sys.h"
 #include "core/tls.h"
+#include "supervisor/template.h"
 
 static int load(const struct wsd_config *cfg, struct wsd_tls_ctx **ret, char *why, size_t cap)
 {
@@ -59,6 +60,7 @@ void wsd_certs_reload(struct supervisor *s)
      * every worker that has it, and is freed here. */
     wsd_tls_ctx_free(s->tls);
     s->tls = fresh;
+    wsd_template_stop(s); /* the next worker comes from a template with the new context */
     char desc[256];
     wsd_tls_ctx_describe(s->tls, desc, sizeof(desc));
     /* Idle workers hold the old certificate: ask them (and only idle ones) to leave; the pool

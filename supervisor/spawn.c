@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* clone3 with CLONE_PIDFD, and the child-side setup every wsd child shares. */
+/* clone3 with CLONE_PIDFD, and the child-side setup every wsd child shares. Workers come from
+ * the worker template (template.c), which the supervisor starts with this. */
 #include "supervisor/spawn.h"
 
-#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -10,18 +10,6 @@
 
 #include "core/sys.h"
 #include "supervisor/exit.h"
-
-pid_t wsd_spawn_worker(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
-{
-    int r = wsd_sys_clone3_pidfd(CLONE_FILES, ret_pidfd);
-    if (r != 0)
-        return r;
-    /* Child: a private, small fd table before anything else touches it (PLATFORM.md). */
-    if (wsd_sys_close_range(WSD_FD_FIRST_PRIVATE, CLOSE_RANGE_UNSHARE) < 0)
-        _exit(WSD_EXIT_FAILURE);
-    child_main(arg);
-    _exit(WSD_EXIT_FAILURE);
-}
 
 pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
 {

@@ -7,24 +7,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* The fds every worker keeps, at fixed numbers so a new worker can drop the rest of the
- * supervisor's (possibly huge) fd table in one close_range() without copying it first. */
+/* The fds every worker keeps, at fixed numbers: the worker template keeps 3-5 of the
+ * supervisor's (possibly huge) fd table, and each worker it creates keeps 3 and 4. */
 enum {
     WSD_FD_DISPATCH = 3, /* read end of the shared dispatch queue */
     WSD_FD_REPORT = 4,   /* worker end of the report socket */
-    WSD_FD_FIRST_PRIVATE = 5,
+    WSD_FD_TEMPLATE = 5, /* the worker template's end of its channel (a placeholder in the
+                          * supervisor between templates); workers close it */
+    WSD_FD_FIRST_PRIVATE = 6,
 };
 
 typedef void (*wsd_child_main_cb)(void *arg);
 
-/* Start a worker: the child shares the fd table only until its first instruction unshares it
- * with everything from WSD_FD_FIRST_PRIVATE up closed, so spawning costs the same with 10
- * or 10,000 connections open. child_main must not return. Returns the pid and *ret_pidfd in the
- * parent, or -errno. */
-pid_t wsd_spawn_worker(wsd_child_main_cb child_main, void *arg, int *ret_pidfd);
-
-/* Start a child with a copy of the fd table (for the acceptor, which needs several of the
- * supervisor's fds). child_main must not return. */
+/* Start a child with a copy of the fd table (the acceptor and the worker template, which need
+ * several of the supervisor's fds and close the rest). child_main must not return. */
 pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd);
 
 /* In a new child: name it (comm), die with the supervisor, lead its own process group (so the

@@ -27,6 +27,7 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_TEMPLATE,       /* the worker template's pidfd */
 };
 
 struct wsd_totals {
@@ -48,6 +49,8 @@ struct supervisor {
     uint64_t cookie_seed;
     int acceptor_pidfd;
     pid_t acceptor_pid;
+    int template_chan, template_pidfd; /* the worker template (template.c); -1 = none yet */
+    pid_t template_pid;
     uint64_t acceptor_started_ms, acceptor_restart_at_ms;
     uint64_t spawn_blocked_until_ms;
     uint32_t idle_failures;

@@ -34,7 +34,9 @@
 #include "supervisor/reap.h"
 #include "supervisor/report.h"
 #include "supervisor/spawn.h"
+#include "supervisor/sandbox.h"
 #include "supervisor/state.h"
+#include "supervisor/template.h"
 #include "supervisor/worker.h"
 
 #define TICK_MS 250
@@ -106,16 +108,8 @@ static int worker_spawn(struct supervisor *s)
     uint32_t slot = wsd_pool_index(&s->pool, w);
     s->pool.spawned_total++;
     w->cookie = s->cookie_seed ^ (s->pool.spawned_total * 0x9e3779b97f4a7c15ull);
-    struct wsd_worker_args args = {
-        .cfg = s->cfg,
-        .supervisor_pid = s->self,
-        .slot = slot,
-        .cookie = w->cookie,
-        .shared = s->shared,
-        .tls = s->tls,
-    };
     int pidfd;
-    pid_t pid = wsd_spawn_worker(wsd_worker_main, &args, &pidfd);
+    pid_t pid = wsd_template_spawn(s, slot, w->cookie, &pidfd);
     if (pid < 0) {
         wsd_pool_slot_release(&s->pool, w);
         return pid;
@@ -146,7 +140,7 @@ static void pool_replenish(struct supervisor *s)
         if (r == -ENOSPC)
             return;
         if (r < 0) {
-            wsd_log_warn(r, "clone3() failed while spawning a worker, retrying in %d ms",
+            wsd_log_warn(r, "clone() failed while spawning a worker, retrying in %d ms",
                          TICK_MS);
             s->spawn_blocked_until_ms = wsd_now_ms() + TICK_MS;
             return;
@@ -299,6 +293,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
+    wsd_template_stop(s);
     stop_all_workers(s);
 }
 
@@ -380,6 +375,9 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
     case WSD_TAG_ACCEPTOR_CTL:
         handle_acceptor_ctl(s);
         break;
+    case WSD_TAG_TEMPLATE:
+        wsd_template_exited(s);
+        break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
         wsd_control_handle(s, tag, slot, events);
@@ -442,9 +440,16 @@ static int setup_channels(struct supervisor *s)
     wsd_close(c[1]);
     if (dr < 0 || rw < 0 || s->dispatch_w < 0 || s->report_r < 0 || s->ctl_s < 0 || s->ctl_a < 0)
         return -EMFILE;
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int ph = nul < 0 ? -1 : fcntl(nul, F_DUPFD_CLOEXEC, 16);
+    wsd_close(nul);
+    if (ph < 0)
+        return -EMFILE;
     int r = move_fd(dr, WSD_FD_DISPATCH);
     if (r == 0)
         r = move_fd(rw, WSD_FD_REPORT);
+    if (r == 0) /* the worker template's slot (template.c) */
+        r = move_fd(ph, WSD_FD_TEMPLATE);
     if (r < 0)
         return r;
     /* A deep queue: a burst of handshakes waits here while workers are spawned. */
@@ -557,7 +562,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
-        .acceptor_pidfd = -1,
+        .acceptor_pidfd = -1, .template_chan = -1, .template_pidfd = -1,
     };
     sigset_t mask;
     sigfillset(&mask);
@@ -579,11 +584,18 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     }
     if (wsd_certs_load(&s) < 0 || wsd_exec_prepare(cfg, stderr) < 0)
         return WSD_EXIT_CONFIG;
+    if (wsd_sandbox_prepare(cfg, stderr) < 0)
+        return WSD_EXIT_FAILURE;
     int r = setup(&s);
     if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
     acceptor_start(&s);
+    /* The template now, not at the first spawn: its sandbox is checked before anything is
+     * served (a failure stops wsd), and WSD_POOL_MIN=0 keeps no surprise for later. */
+    r = wsd_template_start(&s);
+    if (r < 0)
+        wsd_log_error(r, "clone3() failed while starting the worker template, retrying");
     pool_replenish(&s);
     while (!finished(&s)) {
         struct epoll_event evs[64];

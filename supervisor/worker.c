@@ -183,7 +183,8 @@ void wsd_worker_main(void *args)
     const struct wsd_config *cfg = w.args->cfg;
     wsd_spawn_child_init("wsd-worker", w.args->supervisor_pid);
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
-    (void)munmap(w.args->shared, sizeof(*w.args->shared));
+    if (w.args->shared) /* the template has unmapped it already */
+        (void)munmap(w.args->shared, sizeof(*w.args->shared));
     if (setup(&w) < 0)
         _exit(WSD_EXIT_FAILURE);
     if (cfg->handler == WSD_HANDLER_EXEC && wsd_exec_worker_init() < 0)

@@ -15,11 +15,12 @@ from wsdtest import (OP_CLOSE, Closed, Shared, Wsd, await_until, case, check,
 srv = Shared(env={"WSD_POOL_MIN": "3"})
 
 
-@case("startup: one wsd-acceptor and WSD_POOL_MIN=3 idle wsd-worker children of wsd")
+@case("startup: one wsd-acceptor, one wsd-template and WSD_POOL_MIN=3 idle wsd-worker children "
+      "of wsd")
 def startup_tree():
     w = srv()
     kids = w.children()
-    check(sorted(c for _, c, _ in kids) == ["wsd-acceptor"] + ["wsd-worker"] * 3,
+    check(sorted(c for _, c, _ in kids) == ["wsd-acceptor", "wsd-template"] + ["wsd-worker"] * 3,
           f"children of wsd: {kids}")
     check(proc_status(w.pid)["Name"] == "wsd", f"the supervisor's comm is {proc_status(w.pid)['Name']!r}")
 
