@@ -588,7 +588,10 @@ static void run(struct wsd_conn *c, uint8_t *in)
             case EV_SOCKET:
                 if (evs[i].events & EPOLLOUT)
                     handle_writable(c);
-                if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                if (c->input_paused && c->state == ST_OPEN &&
+                    (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+                    set_done_abnormal(c); /* gone while its handler could take no input */
+                else if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                     handle_readable(c, in);
                 break;
             case EV_SIGNAL:

@@ -53,6 +53,7 @@ static struct {
     uint64_t conn_id;
     struct wsd_exec_proc proc;
     bool started, ending, killed, closing;
+    bool tree_gone; /* ending, and nothing of the program is left */
     bool out_paused;
     uint64_t kill_at_ms;
     char script[PATH_MAX]; /* WSD_EXEC_DIR: the program this path runs */
@@ -366,17 +367,18 @@ static void log_stderr_line(const uint8_t *data, size_t len)
                  (const char *)data);
 }
 
-static void read_stderr(void)
+/* Returns the bytes read (0 at the end or when nothing is there now). */
+static ssize_t read_stderr(void)
 {
     ssize_t n = read(x.proc.err_fd, chunk, sizeof(chunk));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+        return 0;
     if (n <= 0) {
         if (x.errline.len > 0)
             log_stderr_line(wsd_buf_head(&x.errline), x.errline.len);
         wsd_buf_reset(&x.errline, STDERR_LINE_MAX);
         close_fd_watched(&x.proc.err_fd);
-        return;
+        return 0;
     }
     for (ssize_t i = 0; i < n; i++) {
         bool nl = chunk[i] == '\n';
@@ -387,6 +389,7 @@ static void read_stderr(void)
             wsd_buf_reset(&x.errline, STDERR_LINE_MAX);
         }
     }
+    return n;
 }
 
 /* Write what the pipe takes; pause the client while a buffer's worth waits. */
@@ -510,7 +513,7 @@ static void on_fd(struct wsd_conn *c, uint32_t tag, uint32_t events, void *userd
         flush_stdin();
         break;
     case TAG_STDERR:
-        read_stderr();
+        (void)read_stderr();
         break;
     case TAG_EXIT:
         wsd_conn_unwatch(x.c, x.proc.pidfd);
@@ -528,6 +531,9 @@ static void begin_ending(void)
     if (x.ending || !x.started)
         return;
     x.ending = true;
+    /* What it said before it went (bounded: a descendant may hold the pipe and keep writing). */
+    for (int i = 0; i < 16 && x.proc.err_fd >= 0 && read_stderr() > 0; i++)
+        ;
     close_fd_watched(&x.proc.in_fd);
     close_fd_watched(&x.proc.out_fd);
     close_fd_watched(&x.proc.err_fd);
@@ -544,10 +550,13 @@ static void on_end(struct wsd_conn *c, void *userdata)
     begin_ending();
 }
 
-/* One sweep of an ending tree: TERM to newly adopted orphans, KILL to all after the deadline.
+/* One sweep of an ending tree: TERM to newly adopted orphans, KILL to all after the deadline;
+ * once nothing is left, the program is reaped at once (not when the client finally goes).
  * Returns the processes left. */
 static int sweep(void)
 {
+    if (x.tree_gone)
+        return 0;
     int sig = SIGTERM;
     if (wsd_now_ms() >= x.kill_at_ms) {
         if (!x.killed)
@@ -557,7 +566,12 @@ static int sweep(void)
         x.killed = true;
         sig = SIGKILL;
     }
-    return wsd_exec_proc_signal_tree(&x.proc, sig);
+    int left = wsd_exec_proc_signal_tree(&x.proc, sig);
+    if (left == 0) {
+        x.tree_gone = true;
+        wsd_exec_proc_reap(&x.proc);
+    }
+    return left;
 }
 
 static int on_loop(struct wsd_conn *c, void *userdata)
@@ -611,5 +625,5 @@ void wsd_exec_finish(void)
     wsd_buf_done(&x.in);
     wsd_buf_done(&x.errline);
     x.c = NULL;
-    x.started = x.ending = x.killed = x.closing = x.out_paused = false;
+    x.started = x.ending = x.killed = x.closing = x.out_paused = x.tree_gone = false;
 }

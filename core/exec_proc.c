@@ -185,6 +185,14 @@ int wsd_exec_proc_signal_tree(struct wsd_exec_proc *p, int sig)
     return left;
 }
 
+void wsd_exec_proc_reap(struct wsd_exec_proc *p)
+{
+    siginfo_t si;
+    if (p->pidfd >= 0 && wsd_exec_proc_poll_exit(p) &&
+        wsd_sys_waitid_pidfd(p->pidfd, &si, WNOHANG) == 0)
+        p->pidfd = wsd_close(p->pidfd);
+}
+
 void wsd_exec_proc_done(struct wsd_exec_proc *p)
 {
     p->in_fd = wsd_close(p->in_fd);

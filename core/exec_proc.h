@@ -61,6 +61,9 @@ bool wsd_exec_proc_poll_exit(struct wsd_exec_proc *p);
  * still to wait for (0 = the whole tree is gone). */
 int wsd_exec_proc_signal_tree(struct wsd_exec_proc *p, int sig);
 
+/* Reap the program once it has exited (call when the tree is gone); no-op otherwise. */
+void wsd_exec_proc_reap(struct wsd_exec_proc *p);
+
 /* Reap the program (after the tree is gone) and close every fd. Safe on a zeroed/closed one. */
 void wsd_exec_proc_done(struct wsd_exec_proc *p);
 
