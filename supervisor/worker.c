@@ -26,6 +26,7 @@
 #include "core/sys.h"
 #include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
+#include "supervisor/probe.h"
 #include "supervisor/report.h"
 #include "supervisor/spawn.h"
 
@@ -116,8 +117,9 @@ static const struct wsd_conn_handler *handler_of(const struct wsd_config *cfg)
         return &wsd_exec_handler;
     case WSD_HANDLER_TEST_STUBBORN:
         return &stubborn_handler;
-    case WSD_HANDLER_ECHO:
     case WSD_HANDLER_TEST_PROBE:
+        return &wsd_probe_handler;
+    case WSD_HANDLER_ECHO:
         break;
     }
     return &wsd_echo_handler;

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The worker sandbox (issue 7), seen from inside real workers through the test-probe handler:
+the worker template loads the seccomp filter once and every worker inherits it (no worker
+loads its own); no_new_privs; Landlock closes the filesystem, TCP bind and connect, signals
+and abstract sockets outside the domain; namespaces, mounts, keyrings get EPERM, clone3
+ENOSYS; io_uring and ptrace kill the worker with SIGSYS, logged by the supervisor. With
+WSD_SANDBOX=off none of it applies; WSD_SECCOMP=off drops only the filter. A killed template
+is replaced, and its replacement's workers are sandboxed too."""
+
+import os
+import signal
+import socket
+
+from wsdtest import (OP_TEXT, Wsd, case, check, close_payload, proc_status, run, wait_until)
+
+PROBE = {"WSD_HANDLER": "test-probe", "WSD_POOL_MIN": "2"}
+
+
+def status_fields(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def template_of(w):
+    t = [p for p, c, s in w.children() if c == "wsd-template" and s != "Z"]
+    return t[0] if len(t) == 1 else None
+
+
+def probe(w, *names):
+    """Answers to each probe, from one worker."""
+    out = []
+    with w.raw() as c:
+        c.handshake("/")
+        for n in names:
+            c.send_frame(OP_TEXT, n.encode())
+            op, data, _ = c.recv_message()
+            out.append(data.decode())
+        c.send_frame(0x8, close_payload(1000))
+        c.expect_close(1000, reply=False)
+    return out
+
+
+@case("the template and every worker have no_new_privs and the seccomp filter (Seccomp: 2) "
+      "from the template, loaded once before any worker existed; the supervisor and acceptor "
+      "have neither")
+def inherited_from_template():
+    with Wsd(env=PROBE) as w:
+        t = template_of(w)
+        check(t is not None, f"one wsd-template child: {w.children()}")
+        for pid in [t] + w.workers():
+            st = status_fields(pid)
+            check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2" and st["Seccomp_filters"] == "1",
+                  f"pid {pid} ({st['Name']}): NoNewPrivs {st['NoNewPrivs']} Seccomp "
+                  f"{st['Seccomp']} filters {st['Seccomp_filters']}")
+            check(st["PPid"] == str(w.pid), f"worker {pid} is the supervisor's child")
+        for pid in [w.pid, w.acceptor()]:
+            st = status_fields(pid)
+            check(st["Seccomp"] == "0" and st["NoNewPrivs"] == "0", f"{st['Name']} sandboxed")
+        w.check_clean()
+
+
+@case("inside a worker: Landlock refuses files, TCP bind and connect, signals to the "
+      "supervisor and abstract sockets; seccomp refuses namespaces, mounts and keyrings (EPERM) "
+      "and clone3 (ENOSYS); a plain fork works")
+def probes_refused():
+    with Wsd(env=PROBE) as w:
+        name = f"wsdtest-abstract-{os.getpid()}"
+        ab = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ab.bind("\0" + name)
+        ab.listen(1)
+        try:
+            got = probe(w, "nnp", "seccomp", "open /etc/hostname", "bind", f"connect {w.port}",
+                        f"abstract {name}", "signal", "unshare", "mount", "clone-newnet",
+                        "keyctl", "clone3", "fork")
+        finally:
+            ab.close()
+        want = ["nnp: 1", "seccomp: 2", "open: EACCES", "bind: EACCES", "connect: EACCES",
+                "abstract: EPERM", "signal: EPERM", "unshare: EPERM", "mount: EPERM",
+                "clone-newnet: EPERM", "keyctl: EPERM", "clone3: ENOSYS", "fork: ok"]
+        check(got == want, "probes:\n" + "\n".join(f"  {g!r:28} want {x!r}"
+                                                   for g, x in zip(got, want)))
+        w.check_clean()
+
+
+@case("io_uring_setup and ptrace kill the worker with SIGSYS: TCP ends without a close frame "
+      "and the supervisor logs the crash as SIGSYS")
+def forbidden_kills():
+    with Wsd(env=PROBE) as w:
+        for name in ["io_uring_setup", "ptrace"]:
+            with w.raw() as c:
+                c.handshake("/")
+                worker = w.worker_of(c.local_port)
+                w.expect_crash(worker)
+                c.send_frame(OP_TEXT, name.encode())
+                c.expect_eof(3)
+            line = wait_until(lambda: [l for l in w.log_lines() if f"pid={worker}" in l and
+                                       "killed by signal 31 (SIGSYS)" in l], 3,
+                              f"the SIGSYS log line for {name}")
+            check("cause=crash" in line[0], line[0])
+        w.check_clean()
+
+
+@case("WSD_SANDBOX=off: no no_new_privs, no filter, no Landlock (the worker opens files, "
+      "binds, signals); WSD_SECCOMP=off keeps Landlock and no_new_privs but drops the filter")
+def sandbox_off():
+    with Wsd(env=dict(PROBE, WSD_SANDBOX="off")) as w:
+        got = probe(w, "nnp", "seccomp", "open /etc/hostname", "bind", "signal", "clone3")
+        check(got == ["nnp: 0", "seccomp: 0", "open: ok", "bind: ok", "signal: ok",
+                      "clone3: EINVAL"], f"sandbox off: {got}")
+        w.check_clean()
+    with Wsd(env=dict(PROBE, WSD_SECCOMP="off")) as w:
+        got = probe(w, "nnp", "seccomp", "open /etc/hostname", "unshare", "clone3")
+        check(got == ["nnp: 1", "seccomp: 0", "open: EACCES", "unshare: ok", "clone3: EINVAL"],
+              f"seccomp off: {got}")
+        w.check_clean()
+
+
+@case("a killed template is replaced; workers from the new one are sandboxed too, and nothing "
+      "is left")
+def template_replaced():
+    with Wsd(env=PROBE) as w:
+        old = template_of(w)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: proc_status(old) is None, 3, "the old template to be reaped")
+        before = set(w.workers())
+        for _ in range(3):  # use up the idle workers: the pool refills from a new template
+            check(probe(w, "seccomp") == ["seccomp: 2"], "sandboxed worker")
+        new = wait_until(lambda: template_of(w), 3, "a new template")
+        check(new != old, "the same template")
+        fresh = wait_until(lambda: set(w.workers()) - before, 3, "workers from the new template")
+        for pid in fresh:
+            st = status_fields(pid)
+            check(st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", f"new worker {pid}: {st}")
+        check(any("worker template pid=%d killed by signal 9" % old in l for l in w.log_lines()),
+              "the template's end is logged")
+        w.check_clean()
+
+
+run()
