@@ -5,8 +5,11 @@
 # line echo. The servers are measured alternately, RUNS times (3), and the medians compared,
 # so a noisy machine hits both alike. Servers on CPU 0, wsbench on CPU 1.
 #
+# With BASELINE_WSD=path (another wsd build, e.g. one without the worker template), it also
+# compares worker spawn rates: churn against the echo handler of both builds.
+#
 # Environment: DURATION (seconds per run, 5), RUNS (3), BASE_PORT (19400), BUILD (build),
-# WSD (the wsd binary), NO_INSTALL=1 (skip apt). Prints one table; writes
+# WSD (the wsd binary), BASELINE_WSD, NO_INSTALL=1 (skip apt). Prints one table; writes
 # bench/results/<timestamp>-exec.md. Exit 1 if a run failed.
 #
 # Kernel hazard (see README): wsd's workers inherit one seccomp filter from the worker
@@ -32,11 +35,17 @@ command -v websocketd >/dev/null || { log "websocketd is not installed"; exit 1;
 declare -A PORT PID
 PORT[wsd]=$BASE_PORT
 PORT[websocketd]=$((BASE_PORT + 1))
+PORT[wsd-echo]=$((BASE_PORT + 2))
+PORT[baseline-echo]=$((BASE_PORT + 3))
 start() {
     case $1 in
     wsd) WSD_LISTEN=127.0.0.1:${PORT[wsd]} WSD_HANDLER=exec WSD_EXEC=/bin/cat \
         WSD_LOG_LEVEL=notice WSD_CONTROL_SOCKET=/tmp/wsd-bench-exec.sock \
         exec taskset -c 0 "$WSD" ;;
+    wsd-echo) WSD_LISTEN=127.0.0.1:${PORT[$1]} WSD_LOG_LEVEL=notice \
+        WSD_CONTROL_SOCKET=/tmp/wsd-bench-echo.sock exec taskset -c 0 "$WSD" ;;
+    baseline-echo) WSD_LISTEN=127.0.0.1:${PORT[$1]} WSD_LOG_LEVEL=notice \
+        WSD_CONTROL_SOCKET=/tmp/wsd-bench-base.sock exec taskset -c 0 "$BASELINE_WSD" ;;
     websocketd) exec taskset -c 0 websocketd --address 127.0.0.1 --port "${PORT[websocketd]}" \
         --loglevel fatal cat ;;
     esac >"$OUT/.exec-$1.log" 2>&1 &
@@ -53,15 +62,19 @@ stop() {
 }
 trap stop EXIT
 start wsd && start websocketd || exit 1
+# name | wsbench arguments | the two servers compared (websocketd is a line echo: text only)
+SCEN=("churn|churn -c 32 -s 32|wsd websocketd" "echo|echo -c 100 -p 16 -s 32|wsd websocketd")
+if [ -n "${BASELINE_WSD:-}" ]; then
+    start wsd-echo && start baseline-echo || exit 1
+    SCEN+=("spawn (echo churn)|churn -c 32 -s 32|wsd-echo baseline-echo")
+fi
 
-# name | wsbench arguments (websocketd is a line echo: text messages only)
-SCEN=("churn|churn -c 32 -s 32" "echo|echo -c 100 -p 16 -s 32")
 declare -A RATES
 FAILED=0
 for run in $(seq "$RUNS"); do
     for entry in "${SCEN[@]}"; do
-        IFS='|' read -r sc args <<<"$entry"
-        for s in wsd websocketd; do
+        IFS='|' read -r sc args pair <<<"$entry"
+        for s in $pair; do
             out=$(timeout $((DURATION + 60)) taskset -c 1 "$WSBENCH" $args -d "$DURATION" \
                 --url "ws://127.0.0.1:${PORT[$s]}/" --label "$s|$sc|$run" 2>/dev/null)
             rate=$(printf '%s\n' "$out" | grep '^{' | /usr/bin/python3 -c \
@@ -79,14 +92,15 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR
     echo
     echo "Both run cat per connection; medians of $RUNS alternated runs of ${DURATION} s."
     echo
-    echo "| scenario | wsd exec | websocketd | ratio | runs (wsd; websocketd) |"
-    echo "|---|---|---|---|---|"
+    echo "| scenario | server A | server B | A | B | A/B | runs (A; B) |"
+    echo "|---|---|---|---|---|---|---|"
     for entry in "${SCEN[@]}"; do
-        IFS='|' read -r sc _ <<<"$entry"
-        a=$(echo "${RATES[wsd|$sc]}" | median)
-        b=$(echo "${RATES[websocketd|$sc]}" | median)
-        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf b > 0 ? "%.2fx" : "-", a / (b ? b : 1)}')
-        echo "| $sc | $a/s | $b/s | $ratio | ${RATES[wsd|$sc]% }; ${RATES[websocketd|$sc]% } |"
+        IFS='|' read -r sc _ pair <<<"$entry"
+        read -r sa sb <<<"$pair"
+        a=$(echo "${RATES[$sa|$sc]}" | median)
+        b=$(echo "${RATES[$sb|$sc]}" | median)
+        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')
+        echo "| $sc | $sa | $sb | $a/s | $b/s | $ratio | ${RATES[$sa|$sc]% }; ${RATES[$sb|$sc]% } |"
     done
 } | tee "$OUT/$STAMP-exec.md"
 exit $FAILED

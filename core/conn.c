@@ -70,6 +70,7 @@ struct wsd_conn {
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
     bool input_paused; /* the handler's backpressure */
+    bool batch;        /* the handler is queueing several messages: write them at the end */
     bool end_told;     /* on_end has run */
     const struct wsd_conn_handler *handler;
     void *userdata;
@@ -119,7 +120,7 @@ static int send_iov(struct wsd_conn *c, struct iovec *iov, int n)
     size_t total = 0, sent = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    if (c->out.len == 0 && c->state != ST_DONE) {
+    if (c->out.len == 0 && c->state != ST_DONE && !c->batch) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) {
@@ -231,6 +232,17 @@ void wsd_conn_pause_input(struct wsd_conn *c, bool pause)
 {
     c->input_paused = pause;
     update_epoll(c);
+}
+
+static void handle_writable(struct wsd_conn *c);
+
+void wsd_conn_batch(struct wsd_conn *c, bool on)
+{
+    c->batch = on;
+    if (!on && c->out.len > 0 && c->state != ST_DONE) {
+        handle_writable(c);
+        update_epoll(c);
+    }
 }
 
 size_t wsd_conn_unsent(const struct wsd_conn *c)

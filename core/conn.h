@@ -101,6 +101,10 @@ void wsd_conn_unwatch(struct wsd_conn *c, int fd);
 /* Stop (true) or resume (false) reading from the client: backpressure from a handler. */
 void wsd_conn_pause_input(struct wsd_conn *c, bool pause);
 
+/* Batch output (true): messages sent meanwhile are only queued, then written together when it
+ * is turned off, in as few segments as the socket allows (many short messages at once). */
+void wsd_conn_batch(struct wsd_conn *c, bool on);
+
 /* Bytes queued for the client that the socket has not taken yet. */
 size_t wsd_conn_unsent(const struct wsd_conn *c);
 

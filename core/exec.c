@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -55,6 +57,7 @@ static struct {
     bool started, ending, killed, closing;
     bool tree_gone; /* ending, and nothing of the program is left */
     bool out_paused;
+    bool in_watched; /* stdin is watched for EPOLLOUT: input is waiting for the pipe */
     uint64_t kill_at_ms;
     char script[PATH_MAX]; /* WSD_EXEC_DIR: the program this path runs */
     char *script_argv[2];
@@ -255,6 +258,10 @@ static int on_request(struct wsd_conn *c, const struct wsd_conn_request *req, vo
     (void)userdata;
     x.c = c;
     x.conn_id = req->handoff->conn_id;
+    /* Lines go out as the program writes them: no waiting for the client's ACK (Nagle), which
+     * would stall a line-at-a-time exchange by the client's delayed-ACK time. */
+    int one = 1;
+    (void)setsockopt(req->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const struct wsd_http_view *t = &req->http->target;
     size_t plen = path_len(t);
     char script_name[1024], path_info[1024];
@@ -353,10 +360,13 @@ static void read_stdout(void)
         maybe_close_after_exit();
         return;
     }
-    if (setup.cfg->exec_binary)
+    if (setup.cfg->exec_binary) {
         send_output(chunk, (size_t)n, false);
-    else
+    } else {
+        wsd_conn_batch(x.c, true); /* the lines of one read leave in one write */
         split_lines(chunk, (size_t)n);
+        wsd_conn_batch(x.c, false);
+    }
     if (x.proc.exited)
         maybe_close_after_exit();
 }
@@ -404,14 +414,17 @@ static void flush_stdin(void)
         if (w < 0) { /* EPIPE: the program closed its stdin; what it would not read is dropped */
             wsd_buf_reset(&x.in, 0);
             close_fd_watched(&x.proc.in_fd);
+            x.in_watched = false;
             break;
         }
         wsd_buf_consume(&x.in, (size_t)w);
     }
     if (x.in.len == 0)
         wsd_buf_reset(&x.in, READ_CHUNK);
-    if (x.proc.in_fd >= 0)
-        (void)wsd_conn_watch(x.c, x.proc.in_fd, TAG_STDIN, x.in.len > 0 ? EPOLLOUT : 0);
+    bool want = x.in.len > 0 && x.proc.in_fd >= 0;
+    if (want != x.in_watched) /* the common case, a pipe that took it all, costs no syscall */
+        (void)wsd_conn_watch(x.c, x.proc.in_fd, TAG_STDIN, want ? EPOLLOUT : 0);
+    x.in_watched = want;
     if (x.in.len >= buffer_bytes())
         wsd_conn_pause_input(x.c, true);
     else if (x.in.len < buffer_bytes() / 2)
@@ -433,7 +446,10 @@ static void on_message(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, 
         wsd_conn_close(x.c, WSD_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    flush_stdin();
+    /* Written once per loop iteration (on_loop): the messages of one read from the client
+     * reach the program in one write, and it wakes once for them. */
+    if (x.in.len >= buffer_bytes())
+        flush_stdin();
 }
 
 /* ---- the program's life */
@@ -535,6 +551,7 @@ static void begin_ending(void)
     for (int i = 0; i < 16 && x.proc.err_fd >= 0 && read_stderr() > 0; i++)
         ;
     close_fd_watched(&x.proc.in_fd);
+    x.in_watched = false;
     close_fd_watched(&x.proc.out_fd);
     close_fd_watched(&x.proc.err_fd);
     wsd_conn_unwatch(x.c, x.proc.pidfd);
@@ -582,6 +599,8 @@ static int on_loop(struct wsd_conn *c, void *userdata)
         return x.started && sweep() > 0 ? SWEEP_MS : -1;
     if (x.out_paused && wsd_conn_unsent(x.c) < buffer_bytes() / 2)
         pause_output(false);
+    if (x.in.len > 0 && !x.in_watched)
+        flush_stdin();
     return -1;
 }
 
@@ -626,4 +645,5 @@ void wsd_exec_finish(void)
     wsd_buf_done(&x.errline);
     x.c = NULL;
     x.started = x.ending = x.killed = x.closing = x.out_paused = x.tree_gone = false;
+    x.in_watched = false;
 }
