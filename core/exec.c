@@ -192,6 +192,7 @@ int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err)
     if (r == 0)
         r = prepare_passenv(cfg, err);
     setup.spawn.stderr_mode = (enum wsd_exec_stderr)cfg->exec_stderr;
+    setup.spawn.isolate_fd = -1;
     setup.spawn.rlimit_as = cfg->exec_rlimit_as;
     setup.spawn.rlimit_nofile = cfg->exec_rlimit_nofile;
     setup.spawn.rlimit_nproc = cfg->exec_rlimit_nproc;
@@ -199,8 +200,9 @@ int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err)
     return r;
 }
 
-int wsd_exec_worker_init(void)
+int wsd_exec_worker_init(int isolate_fd)
 {
+    setup.spawn.isolate_fd = isolate_fd;
     return wsd_exec_proc_become_reaper();
 }
 

@@ -20,9 +20,9 @@ int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err);
 /* The connection handler (core/conn.h). One connection at a time per worker. */
 extern const struct wsd_conn_handler wsd_exec_handler;
 
-/* In a worker, once before its first connection: adopt orphaned descendants. Returns 0 or
- * -errno. */
-int wsd_exec_worker_init(void);
+/* In a worker, once before its first connection: adopt orphaned descendants, and keep
+ * isolate_fd (a Landlock ruleset, or -1) for every program to enter. Returns 0 or -errno. */
+int wsd_exec_worker_init(int isolate_fd);
 
 /* After wsd_conn_serve() returns: end what is left of the program's tree (SIGTERM, SIGKILL
  * half a WSD_KILL_GRACE_MS later), reap all of it and release the connection's state. */

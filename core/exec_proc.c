@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@ static void set_limit(int resource, uint64_t v)
 static void child(const struct wsd_exec_spawn *sp, int in_r, int out_w, int err_w, pid_t worker)
 {
     if (setsid() < 0) /* its own session and group: the tree ends as a whole */
+        _exit(126);
+    if (sp->isolate_fd >= 0 && syscall(SYS_landlock_restrict_self, sp->isolate_fd, 0) < 0)
         _exit(126);
     if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0)
         _exit(126);

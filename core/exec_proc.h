@@ -27,6 +27,7 @@ struct wsd_exec_spawn {
     bool set_ids; /* switch to uid/gid (and no supplementary groups) before exec */
     uid_t uid;
     gid_t gid;
+    int isolate_fd; /* a Landlock ruleset each program enters (a domain of its own), or -1 */
     /* RLIMIT_AS, _NOFILE, _NPROC, _CPU; 0 = leave as inherited */
     uint64_t rlimit_as, rlimit_nofile, rlimit_nproc, rlimit_cpu;
 };

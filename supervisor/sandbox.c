@@ -200,6 +200,24 @@ static int enter_landlock(const struct wsd_config *cfg, int *ret_abi)
     return r;
 }
 
+int wsd_sandbox_program_ruleset(const struct wsd_config *cfg)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (!cfg->sandbox || abi < 1)
+        return -1;
+    /* A domain must handle something: making device nodes, which no program needs. Before
+     * ABI 6 the nested domain still stops ptrace (and /proc/PID/mem, environ) across. */
+    struct ll_ruleset_attr attr = {
+        .handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_CHAR};
+    size_t size = sizeof(attr.handled_access_fs);
+    if (abi >= 6) {
+        attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+        size = sizeof(attr);
+    }
+    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0); /* CLOEXEC */
+    return fd < 0 ? -1 : fd;
+}
+
 int wsd_sandbox_enter(const struct wsd_config *cfg)
 {
     if (!cfg->sandbox)

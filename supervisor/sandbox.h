@@ -18,4 +18,11 @@ int wsd_sandbox_prepare(const struct wsd_config *cfg, FILE *err);
  * 0 or -errno (the template then exits and no worker is created unsandboxed). */
 int wsd_sandbox_enter(const struct wsd_config *cfg);
 
+/* In an exec worker, once: a Landlock ruleset that puts each program it starts in a domain of
+ * its own, nested in the worker's. Programs then cannot ptrace one another, read one another's
+ * memory or /proc/PID/environ (another client's headers), or signal one another, though they
+ * all run as one user; the worker still signals its own. Returns the ruleset fd, or -1 when
+ * the sandbox is off or Landlock is missing. */
+int wsd_sandbox_program_ruleset(const struct wsd_config *cfg);
+
 #endif

@@ -28,6 +28,7 @@
 #include "supervisor/exit.h"
 #include "supervisor/probe.h"
 #include "supervisor/report.h"
+#include "supervisor/sandbox.h"
 #include "supervisor/spawn.h"
 
 #define PAYLOAD_SLACK 8192 /* bytes after the request that the acceptor may have read */
@@ -189,7 +190,8 @@ void wsd_worker_main(void *args)
         (void)munmap(w.args->shared, sizeof(*w.args->shared));
     if (setup(&w) < 0)
         _exit(WSD_EXIT_FAILURE);
-    if (cfg->handler == WSD_HANDLER_EXEC && wsd_exec_worker_init() < 0)
+    if (cfg->handler == WSD_HANDLER_EXEC &&
+        wsd_exec_worker_init(wsd_sandbox_program_ruleset(cfg)) < 0)
         _exit(WSD_EXIT_FAILURE);
 
     size_t cap = cfg->max_header_bytes + PAYLOAD_SLACK;

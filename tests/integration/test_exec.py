@@ -103,6 +103,12 @@ params = ctypes.create_string_buffer(120)
 libc.syscall(425, 1, params)  # io_uring_setup: its operations would bypass seccomp
 print("after", flush=True)
 """,
+    "peek.sh": r"""#!/bin/sh
+echo "pid $$"
+read -r other
+if cat "/proc/$other/environ" >/dev/null 2>&1; then echo environ-readable; else echo environ-denied; fi
+if kill -0 "$other" 2>/dev/null; then echo signal-ok; else echo signal-denied; fi
+""",
     "stderr.sh": "#!/bin/sh\necho out\necho \"to-stderr-$1$$\" >&2\n",
     "sub/inner.sh": "#!/bin/sh\necho \"inner $SCRIPT_NAME $PATH_INFO\"\n",
     ".hidden.sh": "#!/bin/sh\necho hidden\n",
@@ -550,6 +556,22 @@ def runs_as_nobody():
         for n in os.listdir(ww):
             os.unlink(os.path.join(ww, n))
         os.rmdir(ww)
+
+
+@case("two connections' programs (one user) cannot read each other's /proc/PID/environ (the "
+      "other client's headers) or signal each other: each runs in a Landlock domain of its own")
+def programs_isolated():
+    w = srv()
+    with connect(w, "/peek.sh", extra=[("Cookie", "secret=1")]) as a, connect(w, "/peek.sh") as b:
+        (pa,) = pids_line(a)
+        (pb,) = pids_line(b)
+        b.send_frame(OP_TEXT, str(pa).encode())
+        msgs, f = messages_until_close(b)
+        check(msgs == [(OP_TEXT, b"environ-denied"), (OP_TEXT, b"signal-denied")],
+              f"b peeking at a: {msgs}")
+        a.send_frame(OP_TEXT, str(pb).encode())
+        messages_until_close(a)
+    wait_gone([pa, pb])
 
 
 @case("WSD_EXEC_RLIMIT_NPROC=8: the program cannot fork past the limit")
