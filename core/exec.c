@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/argv.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/conn.h"
 #include "core/exec_env.h"
 #include "core/exec_proc.h"
+#include "core/exec_setup.h"
 #include "core/handoff.h"
 #include "core/log.h"
 #include "core/sys.h"
@@ -31,23 +30,12 @@
 #include "proto/utf8.h"
 #include "proto/ws_codes.h"
 
-#define ARGV_MAX 64
-#define PASSENV_MAX 32
 #define READ_CHUNK 65536
 #define STDERR_LINE_MAX 1024
 #define SWEEP_MS 10 /* how often an ending tree is checked */
 
 enum { TAG_STDOUT = 1, TAG_STDIN, TAG_STDERR, TAG_EXIT };
 
-/* Resolved once at startup; workers inherit it. */
-static struct {
-    const struct wsd_config *cfg;
-    char argv_text[4096];
-    char *argv[ARGV_MAX + 1];
-    char path[PATH_MAX]; /* WSD_EXEC's program, absolute or as given with a '/' */
-    char *passenv[PASSENV_MAX + 1];
-    struct wsd_exec_spawn spawn;
-} setup;
 
 /* The connection this worker serves now. */
 static struct {
@@ -69,140 +57,9 @@ static struct {
 
 static uint8_t chunk[READ_CHUNK];
 
-/* ---- startup */
-
-static int bad(FILE *err, const char *name, const char *value, const char *expected)
-{
-    fprintf(err, "wsd: invalid %s=\"%s\": expected %s\n", name, value, expected);
-    return -EINVAL;
-}
-
-static int resolve_program(const struct wsd_config *cfg, FILE *err)
-{
-    const char *prog = setup.argv[0];
-    if (strchr(prog, '/')) {
-        snprintf(setup.path, sizeof(setup.path), "%s", prog);
-    } else {
-        /* The same search a shell does, over wsd's own PATH. */
-        const char *path = secure_getenv("PATH");
-        setup.path[0] = '\0';
-        for (const char *p = path ? path : "/usr/bin:/bin"; *p && !setup.path[0];) {
-            size_t n = strcspn(p, ":");
-            char cand[PATH_MAX];
-            if (n > 0 && snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, p, prog) <
-                             (int)sizeof(cand) &&
-                access(cand, X_OK) == 0)
-                snprintf(setup.path, sizeof(setup.path), "%s", cand);
-            p += n + (p[n] == ':');
-        }
-    }
-    struct stat st;
-    if (!setup.path[0] || stat(setup.path, &st) < 0 || !S_ISREG(st.st_mode) ||
-        access(setup.path, X_OK) < 0)
-        return bad(err, "WSD_EXEC", cfg->exec, "an executable file as the first word");
-    return 0;
-}
-
-static int prepare_argv(const struct wsd_config *cfg, FILE *err)
-{
-    size_t off = 0;
-    int n = wsd_argv_split(cfg->exec, setup.argv_text, sizeof(setup.argv_text), setup.argv,
-                           ARGV_MAX, &off);
-    if (n == -EINVAL) {
-        char why[160];
-        snprintf(why, sizeof(why),
-                 "words split like a shell splits them (byte %zu: unterminated quote, trailing "
-                 "backslash, or a shell operator; no shell runs, so quote it)", off);
-        return bad(err, "WSD_EXEC", cfg->exec, why);
-    }
-    if (n <= 0)
-        return bad(err, "WSD_EXEC", cfg->exec, "a program and at most 64 arguments");
-    return resolve_program(cfg, err);
-}
-
-static int prepare_user(const struct wsd_config *cfg, FILE *err)
-{
-    const char *name = cfg->user;
-    if (!name[0]) {
-        if (geteuid() != 0)
-            return 0; /* programs run as wsd's own user */
-        name = "nobody";
-    }
-    char *end;
-    errno = 0;
-    unsigned long id = strtoul(name, &end, 10);
-    struct passwd *pw = *end == '\0' && errno == 0 ? getpwuid((uid_t)id) : getpwnam(name);
-    if (!pw)
-        return bad(err, "WSD_USER", name, "a user name or uid known to this system");
-    if (geteuid() != 0 && pw->pw_uid != geteuid())
-        return bad(err, "WSD_USER", name, "wsd's own user (switching users needs root)");
-    setup.spawn.set_ids = geteuid() == 0;
-    setup.spawn.uid = pw->pw_uid;
-    setup.spawn.gid = pw->pw_gid;
-    return 0;
-}
-
-static int prepare_passenv(const struct wsd_config *cfg, FILE *err)
-{
-    size_t n = 0;
-    for (const char *p = cfg->exec_passenv; *p;) {
-        size_t len = strcspn(p, ", \t");
-        if (len > 0) {
-            char name[256];
-            bool ok = len < sizeof(name);
-            for (size_t i = 0; ok && i < len; i++)
-                ok = p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-                     (i > 0 && p[i] >= '0' && p[i] <= '9');
-            if (!ok || wsd_exec_env_is_cgi_name(p, len) || n == PASSENV_MAX)
-                return bad(err, "WSD_EXEC_PASSENV", cfg->exec_passenv,
-                           "at most 32 variable names, none of them a CGI or HTTP_ name");
-            memcpy(name, p, len);
-            name[len] = '\0';
-            const char *v = secure_getenv(name);
-            if (v && asprintf(&setup.passenv[n], "%s=%s", name, v) > 0)
-                n++;
-        }
-        p += len + (p[len] != '\0');
-    }
-    setup.passenv[n] = NULL;
-    return 0;
-}
-
-int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err)
-{
-    setup.cfg = cfg;
-    if (cfg->handler != WSD_HANDLER_EXEC) {
-        if (cfg->exec[0] || cfg->exec_dir[0])
-            return bad(err, "WSD_HANDLER", "echo",
-                       "exec, since WSD_EXEC or WSD_EXEC_DIR is set");
-        return 0;
-    }
-    if (!cfg->exec[0] == !cfg->exec_dir[0])
-        return bad(err, cfg->exec[0] ? "WSD_EXEC_DIR" : "WSD_EXEC",
-                   cfg->exec[0] ? cfg->exec_dir : "",
-                   cfg->exec[0] ? "empty, since WSD_EXEC is set (one or the other)"
-                                : "a program, since WSD_HANDLER=exec (or set WSD_EXEC_DIR)");
-    struct stat st;
-    if (cfg->exec_dir[0] && (cfg->exec_dir[0] != '/' || stat(cfg->exec_dir, &st) < 0 ||
-                             !S_ISDIR(st.st_mode)))
-        return bad(err, "WSD_EXEC_DIR", cfg->exec_dir, "an absolute path to a directory");
-    int r = cfg->exec[0] ? prepare_argv(cfg, err) : 0;
-    if (r == 0)
-        r = prepare_user(cfg, err);
-    if (r == 0)
-        r = prepare_passenv(cfg, err);
-    setup.spawn.stderr_mode = (enum wsd_exec_stderr)cfg->exec_stderr;
-    setup.spawn.isolate_fd = -1;
-    setup.spawn.rlimit_as = cfg->exec_rlimit_as;
-    setup.spawn.rlimit_nofile = cfg->exec_rlimit_nofile;
-    setup.spawn.rlimit_nproc = cfg->exec_rlimit_nproc;
-    setup.spawn.rlimit_cpu = cfg->exec_rlimit_cpu;
-    return r;
-}
-
 int wsd_exec_worker_init(int isolate_fd)
 {
-    setup.spawn.isolate_fd = isolate_fd;
+    wsd_exec_setup.spawn.isolate_fd = isolate_fd;
     return wsd_exec_proc_become_reaper();
 }
 
@@ -224,10 +81,10 @@ static int route(const struct wsd_http_view *target, char *script_name, size_t c
     size_t plen = path_len(target);
     if (plen == 0 || target->ptr[0] != '/' || plen >= cap)
         return 404;
-    size_t dlen = strlen(setup.cfg->exec_dir);
+    size_t dlen = strlen(wsd_exec_setup.cfg->exec_dir);
     if (dlen + plen >= sizeof(x.script))
         return 404;
-    memcpy(x.script, setup.cfg->exec_dir, dlen);
+    memcpy(x.script, wsd_exec_setup.cfg->exec_dir, dlen);
     size_t at = 0; /* in the path: the '/' before the next segment */
     while (at < plen) {
         size_t seg = at + 1, end = seg;
@@ -269,7 +126,7 @@ static int on_request(struct wsd_conn *c, const struct wsd_conn_request *req, vo
     char script_name[1024], path_info[1024];
     if (plen >= sizeof(path_info))
         return 404;
-    if (setup.cfg->exec_dir[0]) {
+    if (wsd_exec_setup.cfg->exec_dir[0]) {
         const char *pi;
         int status = route(t, script_name, sizeof(script_name), &pi);
         if (status != 0)
@@ -280,7 +137,7 @@ static int on_request(struct wsd_conn *c, const struct wsd_conn_request *req, vo
         snprintf(script_name, sizeof(script_name), "/");
         snprintf(path_info, sizeof(path_info), "%.*s", (int)plen, t->ptr);
     }
-    if (wsd_exec_env_build(&x.env, req, script_name, path_info, setup.passenv) < 0)
+    if (wsd_exec_env_build(&x.env, req, script_name, path_info, wsd_exec_setup.passenv) < 0)
         return 431; /* RFC 6585 5: the headers do not fit the program's environment */
     return 0;
 }
@@ -289,7 +146,7 @@ static int on_request(struct wsd_conn *c, const struct wsd_conn_request *req, vo
 
 static size_t buffer_bytes(void)
 {
-    return setup.cfg->exec_buffer;
+    return wsd_exec_setup.cfg->exec_buffer;
 }
 
 /* One stdout line (or, in binary mode, one read) as a message: text if it is UTF-8, binary
@@ -299,7 +156,7 @@ static void send_output(const uint8_t *data, size_t len, bool line)
     if (line && len > 0 && data[len - 1] == '\r')
         len--; /* a CRLF line ends the same as an LF line */
     uint8_t op = WSD_OP_BINARY;
-    if (!setup.cfg->exec_binary && wsd_utf8_validate(WSD_UTF8_ACCEPT, data, len) == WSD_UTF8_ACCEPT)
+    if (!wsd_exec_setup.cfg->exec_binary && wsd_utf8_validate(WSD_UTF8_ACCEPT, data, len) == WSD_UTF8_ACCEPT)
         op = WSD_OP_TEXT;
     (void)wsd_conn_send(x.c, op, data, len);
 }
@@ -362,7 +219,7 @@ static void read_stdout(void)
         maybe_close_after_exit();
         return;
     }
-    if (setup.cfg->exec_binary) {
+    if (wsd_exec_setup.cfg->exec_binary) {
         send_output(chunk, (size_t)n, false);
     } else {
         wsd_conn_batch(x.c, true); /* the lines of one read leave in one write */
@@ -444,7 +301,7 @@ static void on_message(struct wsd_conn *c, uint8_t opcode, const uint8_t *data, 
     if (x.proc.in_fd < 0)
         return; /* the program closed its stdin */
     if (wsd_buf_append(&x.in, data, len) < 0 ||
-        (!setup.cfg->exec_binary && wsd_buf_append(&x.in, "\n", 1) < 0)) {
+        (!wsd_exec_setup.cfg->exec_binary && wsd_buf_append(&x.in, "\n", 1) < 0)) {
         wsd_conn_close(x.c, WSD_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
@@ -490,16 +347,16 @@ static void maybe_close_after_exit(void)
 static void on_open(struct wsd_conn *c, void *userdata)
 {
     (void)userdata;
-    struct wsd_exec_spawn sp = setup.spawn;
+    struct wsd_exec_spawn sp = wsd_exec_setup.spawn;
     sp.envp = x.env.vars;
-    if (setup.cfg->exec_dir[0]) {
+    if (wsd_exec_setup.cfg->exec_dir[0]) {
         x.script_argv[0] = x.script;
         x.script_argv[1] = NULL;
         sp.path = x.script;
         sp.argv = x.script_argv;
     } else {
-        sp.path = setup.path;
-        sp.argv = setup.argv;
+        sp.path = wsd_exec_setup.path;
+        sp.argv = wsd_exec_setup.argv;
     }
     int r = wsd_exec_proc_start(&sp, &x.proc);
     if (r < 0) {
@@ -557,7 +414,7 @@ static void begin_ending(void)
     close_fd_watched(&x.proc.out_fd);
     close_fd_watched(&x.proc.err_fd);
     wsd_conn_unwatch(x.c, x.proc.pidfd);
-    x.kill_at_ms = wsd_now_ms() + setup.cfg->kill_grace_ms / 2;
+    x.kill_at_ms = wsd_now_ms() + wsd_exec_setup.cfg->kill_grace_ms / 2;
     (void)wsd_exec_proc_signal_tree(&x.proc, SIGTERM);
     (void)wsd_exec_proc_signal_tree(&x.proc, SIGCONT); /* a stopped program must act on it */
 }
@@ -581,7 +438,7 @@ static int sweep(void)
         if (!x.killed)
             wsd_log_notice("program conn=%" PRIu64 " pid=%d still running %" PRIu64
                            " ms after SIGTERM, sending SIGKILL to its tree",
-                           x.conn_id, x.proc.pid, setup.cfg->kill_grace_ms / 2);
+                           x.conn_id, x.proc.pid, wsd_exec_setup.cfg->kill_grace_ms / 2);
         x.killed = true;
         sig = SIGKILL;
     }

@@ -7,16 +7,6 @@
 #ifndef WSD_CORE_EXEC_H
 #define WSD_CORE_EXEC_H
 
-#include <stdio.h>
-
-struct wsd_config;
-
-/* At startup, before any worker: check the exec settings (the program or directory, the user,
- * WSD_EXEC_PASSENV) and keep what every worker needs, resolved once. On a bad setting write
- * one line to err and return -EINVAL. Does nothing for other handlers, except refusing exec
- * settings they would ignore. */
-int wsd_exec_prepare(const struct wsd_config *cfg, FILE *err);
-
 /* The connection handler (core/conn.h). One connection at a time per worker. */
 extern const struct wsd_conn_handler wsd_exec_handler;
 

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "core/exec.h"
+#include "core/exec_setup.h"
 #include "core/handoff.h"
 #include "core/listen.h"
 #include "core/log.h"
@@ -582,7 +582,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
                         "is empty too\n");
         return WSD_EXIT_CONFIG;
     }
-    if (wsd_certs_load(&s) < 0 || wsd_exec_prepare(cfg, stderr) < 0)
+    if (wsd_certs_load(&s) < 0 || wsd_exec_setup_prepare(cfg, stderr) < 0)
         return WSD_EXIT_CONFIG;
     if (wsd_sandbox_prepare(cfg, stderr) < 0)
         return WSD_EXIT_FAILURE;
