@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "core/iptable.h"
+#include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
 struct wsd_config;
@@ -58,6 +59,7 @@ struct supervisor {
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
     struct wsd_totals totals;
+    struct wsd_metrics metrics;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
@@ -93,5 +95,8 @@ void wsd_certs_reload(struct supervisor *s);
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
 void wsd_control_close(struct supervisor *s);
+/* Serve the wsd-metrics process on fd (one end of a stream socketpair; control.c owns it from
+ * now on and closes it on EOF or when another is adopted). Returns 0 or -errno. */
+int wsd_control_adopt(struct supervisor *s, int fd);
 
 #endif

@@ -114,7 +114,9 @@ static int worker_spawn(struct supervisor *s)
         .tls = s->tls,
     };
     int pidfd;
+    uint64_t t0 = wsd_now_ns();
     pid_t pid = wsd_spawn_worker(wsd_worker_main, &args, &pidfd);
+    wsd_histogram_observe(&s->metrics.spawn, (double)(wsd_now_ns() - t0) / 1e9);
     if (pid < 0) {
         wsd_pool_slot_release(&s->pool, w);
         return pid;
@@ -165,12 +167,16 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         w->peer = m->peer;
         memcpy(w->path, m->path, sizeof(w->path));
         w->path[sizeof(w->path) - 1] = '\0';
+        w->counted = (struct wsd_traffic){0};
         w->served++;
         s->idle_failures = 0;
         break;
     case WSD_REPORT_DONE:
-        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id)
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            struct wsd_traffic t = {m->in_msgs, m->in_bytes, m->out_msgs, m->out_bytes};
+            wsd_metrics_fold(&s->metrics, w, &t);
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+        }
         break;
     case WSD_REPORT_VERDICT:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
@@ -558,6 +564,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1,
     };
+    wsd_metrics_init(&s.metrics);
     sigset_t mask;
     sigfillset(&mask);
     sigdelset(&mask, SIGSEGV);
