@@ -28,6 +28,14 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
+};
+
+/* The wsd-metrics process (metrics_child.c); listen_fd < 0 without WSD_METRICS_LISTEN. */
+struct wsd_metrics_child {
+    int listen_fd, pidfd;
+    pid_t pid;
+    uint64_t started_ms, restart_at_ms;
 };
 
 struct wsd_totals {
@@ -60,6 +68,7 @@ struct supervisor {
     struct wsd_control *control;
     struct wsd_totals totals;
     struct wsd_metrics metrics;
+    struct wsd_metrics_child metrics_child;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
@@ -90,6 +99,15 @@ void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
  * connections get the new certificate. */
 int wsd_certs_load(struct supervisor *s);
 void wsd_certs_reload(struct supervisor *s);
+
+/* metrics_child.c: open WSD_METRICS_LISTEN at startup (logging where; 0 or -errno), start
+ * the wsd-metrics process, reap and restart it, and signal it when wsd stops (SIGTERM also
+ * closes the listener). */
+int wsd_metrics_child_open(struct supervisor *s);
+void wsd_metrics_child_start(struct supervisor *s);
+void wsd_metrics_child_exited(struct supervisor *s);
+void wsd_metrics_child_tick(struct supervisor *s, uint64_t now_ms);
+void wsd_metrics_child_stop(struct supervisor *s, int sig);
 
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);

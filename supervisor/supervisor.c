@@ -304,6 +304,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
+    wsd_metrics_child_stop(s, SIGTERM);
     stop_all_workers(s);
 }
 
@@ -340,10 +341,12 @@ static void handle_tick(struct supervisor *s)
         kill_all_workers(s);
         if (s->acceptor_pidfd >= 0)
             (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGKILL, NULL);
+        wsd_metrics_child_stop(s, SIGKILL);
     }
     if (!s->stopping && s->acceptor_pidfd < 0 && s->acceptor_restart_at_ms &&
         now >= s->acceptor_restart_at_ms)
         acceptor_start(s);
+    wsd_metrics_child_tick(s, now);
     wsd_terminate_escalate(s, now);
     if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
         s->last_scan_ms = now;
@@ -384,6 +387,9 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         break;
     case WSD_TAG_ACCEPTOR_CTL:
         handle_acceptor_ctl(s);
+        break;
+    case WSD_TAG_METRICS:
+        wsd_metrics_child_exited(s);
         break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
@@ -545,6 +551,8 @@ static int setup(struct supervisor *s)
     r = open_listener(s, s->cfg->listen, "ws", &s->listen_fd, addr);
     if (r == 0)
         r = open_listener(s, s->cfg->tls_listen, "wss", &s->tls_listen_fd, tls_addr);
+    if (r == 0)
+        r = wsd_metrics_child_open(s);
     if (r < 0)
         return r;
     return wsd_control_open(s, addr[0] ? addr : tls_addr);
@@ -552,7 +560,8 @@ static int setup(struct supervisor *s)
 
 static bool finished(const struct supervisor *s)
 {
-    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0;
+    return s->stopping && s->acceptor_pidfd < 0 && s->metrics_child.pidfd < 0 &&
+           wsd_pool_live(&s->pool) == 0;
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
@@ -563,6 +572,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1,
+        .metrics_child = {.listen_fd = -1, .pidfd = -1},
     };
     wsd_metrics_init(&s.metrics);
     sigset_t mask;
@@ -590,6 +600,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
     acceptor_start(&s);
+    wsd_metrics_child_start(&s);
     pool_replenish(&s);
     while (!finished(&s)) {
         struct epoll_event evs[64];
@@ -609,6 +620,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
     wsd_control_close(&s);
+    wsd_metrics_child_stop(&s, SIGTERM); /* closes the listener when wsd never got to stop */
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;
