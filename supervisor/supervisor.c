@@ -596,6 +596,12 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     if (wsd_certs_load(&s) < 0)
         return WSD_EXIT_CONFIG;
     int r = setup(&s);
+    if (r < 0) {
+        wsd_metrics_child_stop(&s, SIGTERM);
+        wsd_control_close(&s);
+        wsd_pool_done(&s.pool);
+        wsd_iptable_done(&s.abuse);
+    }
     if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;

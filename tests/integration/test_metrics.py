@@ -77,21 +77,32 @@ def children_by_name(w):
     return {pid: name for pid, name, st in w.children() if st != "Z"}
 
 
-def memory_has(pid, needle):
-    """Whether needle is anywhere in pid's readable memory (root reads /proc/PID/mem)."""
-    found = False
+def memory_hits(pid, needle, around=512):
+    """Every place needle is in pid's readable memory (root reads /proc/PID/mem), with `around`
+    bytes either side. Mappings over 256 MiB are skipped: those are AddressSanitizer's shadow and
+    reserved space, never where a string is kept."""
+    hits = []
     with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
         for line in maps:
             addr, perms = line.split()[:2]
-            if "r" not in perms or line.rstrip().endswith("[vvar]"):
-                continue
             a, b = (int(x, 16) for x in addr.split("-"))
+            if "r" not in perms or line.rstrip().endswith("[vvar]") or b - a > 256 << 20:
+                continue
             try:
                 mem.seek(a)
-                found = found or needle in mem.read(b - a)
+                data = mem.read(b - a)
             except (OSError, OverflowError, ValueError):
-                pass
-    return found
+                continue
+            i = data.find(needle)
+            while i >= 0:
+                hits.append(data[max(0, i - around):i + len(needle) + around])
+                i = data.find(needle, i + 1)
+    return hits
+
+
+def sanitized(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,12 +184,14 @@ def handshake_failures():
         expect_status(w, upgrade_request(version="12"), 426)
         expect_status(w, upgrade_request(extra=[("X-Big", "y" * 2000)]), 431)
         expect_status(w, upgrade_request(version="8"), 426)
-        m = wait_until(lambda: (lambda m: m if val(m, "wsd_handshake_failures_total", status="431")
-                                else None)(scrape(w)), 3, "the 431 to be counted")
-        for status, n in [("400", 1), ("405", 1), ("426", 2), ("431", 1), ("503", 0)]:
-            got = val(m, "wsd_handshake_failures_total", status=status) - \
-                val(before, "wsd_handshake_failures_total", status=status)
-            check(got == n, f"status {status}: counted {got}, want {n}")
+        want = {"400": 1, "405": 1, "426": 2, "431": 1, "503": 0}
+
+        def counted(m):
+            return {st: val(m, "wsd_handshake_failures_total", status=st) -
+                    val(before, "wsd_handshake_failures_total", status=st) for st in want}
+        # the acceptor counts a refusal as it answers it: the last may still be on its way
+        m = wait_until(lambda: (lambda m: m if counted(m) == want else None)(scrape(w)), 3,
+                       f"the refusals to be counted {want}")
         check(val(m, "wsd_handshakes_total") == val(before, "wsd_handshakes_total"), m)
         w.check_clean()
 
@@ -389,7 +402,13 @@ async def token_wiped():
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     env = f.read()
                 check(TOKEN.encode() not in env, f"{name} {pid} has the token in its environment")
-                check(not memory_has(pid, TOKEN.encode()), f"{name} {pid} has the token in memory")
+                hits = memory_hits(pid, TOKEN.encode())
+                if sanitized(pid):
+                    # AddressSanitizer's runtime reads /proc/self/environ into a buffer of its
+                    # own before main(): that copy of the whole startup environment (it holds
+                    # this instance's marker too) is not wsd's to wipe. Any other copy fails.
+                    hits = [h for h in hits if f"WSD_TEST_INSTANCE={w.marker}".encode() not in h]
+                check(not hits, f"{name} {pid} has the token in memory: {hits[:2]!r}")
         w.check_clean()
     p = subprocess.run([WSD_BIN], env={"WSD_ADMIN_TOKEN": "short secret!", "PATH": "/usr/bin"},
                        capture_output=True, timeout=5 * SLOW)
