@@ -79,14 +79,14 @@ def children_by_name(w):
 
 def memory_hits(pid, needle, around=512):
     """Every place needle is in pid's readable memory (root reads /proc/PID/mem), with `around`
-    bytes either side. Mappings over 256 MiB are skipped: those are AddressSanitizer's shadow and
+    bytes either side. Mappings of 64 MiB or more are skipped: those are AddressSanitizer's shadow and
     reserved space, never where a string is kept."""
     hits = []
     with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
         for line in maps:
             addr, perms = line.split()[:2]
             a, b = (int(x, 16) for x in addr.split("-"))
-            if "r" not in perms or line.rstrip().endswith("[vvar]") or b - a > 256 << 20:
+            if "r" not in perms or line.rstrip().endswith("[vvar]") or b - a >= 64 << 20:
                 continue
             try:
                 mem.seek(a)
