@@ -35,8 +35,10 @@ bool wsd_secret_matches(const char *s, size_t len, const uint8_t want[WSD_SECRET
 bool wsd_secret_is_token(const char *s, size_t len)
 {
     size_t i = 0;
-    while (i < len && (strchr("-._~+/", s[i]) || (s[i] >= '0' && s[i] <= '9') ||
-                       (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')) && s[i])
+    while (i < len &&
+           (strchr("-._~+/", s[i]) || (s[i] >= '0' && s[i] <= '9') ||
+            (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')) &&
+           s[i])
         i++;
     if (i == 0)
         return false;

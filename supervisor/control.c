@@ -54,13 +54,10 @@ static void out_printf(struct wsd_buf *b, const char *fmt, ...) __attribute__((f
 
 static void out_printf(struct wsd_buf *b, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    (void)wsd_buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        (void)wsd_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 /* Paths come from clients: print them as JSON-safe text (no quotes, backslashes, controls). */

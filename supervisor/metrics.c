@@ -4,7 +4,6 @@
 #include "supervisor/metrics.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,29 +71,16 @@ void wsd_metrics_fold(struct wsd_metrics *m, struct wsd_worker *w, const struct 
 
 /* ---- exposition */
 
-static void put(struct wsd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct wsd_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        (void)wsd_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 static void family(struct wsd_buf *b, const char *name, const char *type, const char *help)
 {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    wsd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void scalar(struct wsd_buf *b, const char *name, const char *type, const char *help,
                    uint64_t v)
 {
     family(b, name, type, help);
-    put(b, "%s %" PRIu64 "\n", name, v);
+    wsd_buf_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
 static void histogram(struct wsd_buf *b, const char *name, const char *help,
@@ -104,10 +90,10 @@ static void histogram(struct wsd_buf *b, const char *name, const char *help,
     uint64_t cum = 0;
     for (size_t i = 0; i < h->n; i++) {
         cum += h->counts[i];
-        put(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, h->bounds[i], cum);
+        wsd_buf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, h->bounds[i], cum);
     }
-    put(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
-    put(b, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, h->sum, name, h->count);
+    wsd_buf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+    wsd_buf_printf(b, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, h->sum, name, h->count);
 }
 
 /* A closed connection's cause as a label: "normal" when nothing ended it but the peers. */
@@ -144,25 +130,29 @@ void wsd_metrics_render(struct supervisor *s, struct wsd_buf *b)
            "Upgrade requests refused, by the HTTP status answered.");
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         if (i != WSD_HS_FAIL_EOF)
-            put(b, "wsd_handshake_failures_total{status=\"%s\"} %" PRIu64 "\n",
-                wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
+            wsd_buf_printf(b, "wsd_handshake_failures_total{status=\"%s\"} %" PRIu64 "\n",
+                           wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
     scalar(b, "wsd_handshakes_abandoned_total", "counter",
-           "Clients that left before sending a whole upgrade request.", sh->hs_fail[WSD_HS_FAIL_EOF]);
+           "Clients that left before sending a whole upgrade request.",
+           sh->hs_fail[WSD_HS_FAIL_EOF]);
 
     family(b, "wsd_connections_closed_total", "counter",
            "Connections ended, by cause (normal: the peers closed it) and close code.");
     for (size_t i = 0; i < m->n_closed; i++)
-        put(b, "wsd_connections_closed_total{cause=\"%s\",code=\"%u\"} %" PRIu64 "\n",
-            cause_label((enum wsd_cause)m->closed[i].cause), m->closed[i].code, m->closed[i].n);
+        wsd_buf_printf(b, "wsd_connections_closed_total{cause=\"%s\",code=\"%u\"} %" PRIu64 "\n",
+                       cause_label((enum wsd_cause)m->closed[i].cause), m->closed[i].code,
+                       m->closed[i].n);
     for (int c = 0; c < WSD_CAUSE_COUNT; c++)
         if (m->closed_other[c])
-            put(b, "wsd_connections_closed_total{cause=\"%s\",code=\"other\"} %" PRIu64 "\n",
+            wsd_buf_printf(
+                b, "wsd_connections_closed_total{cause=\"%s\",code=\"other\"} %" PRIu64 "\n",
                 cause_label((enum wsd_cause)c), m->closed_other[c]);
 
     family(b, "wsd_workers", "gauge", "Worker processes, by state.");
-    put(b, "wsd_workers{state=\"idle\"} %u\nwsd_workers{state=\"busy\"} %u\n"
-           "wsd_workers{state=\"exiting\"} %u\n",
-        s->pool.idle, s->pool.busy, s->pool.count[WSD_WORKER_EXITING]);
+    wsd_buf_printf(b,
+                   "wsd_workers{state=\"idle\"} %u\nwsd_workers{state=\"busy\"} %u\n"
+                   "wsd_workers{state=\"exiting\"} %u\n",
+                   s->pool.idle, s->pool.busy, s->pool.count[WSD_WORKER_EXITING]);
     scalar(b, "wsd_workers_spawned_total", "counter", "Worker processes started.",
            s->pool.spawned_total);
 
@@ -170,8 +160,8 @@ void wsd_metrics_render(struct supervisor *s, struct wsd_buf *b)
            "Connections wsd set out to end (SIGTERM with a close code), by cause.");
     for (int c = WSD_CAUSE_OPERATOR; c < WSD_CAUSE_COUNT; c++)
         if (c != WSD_CAUSE_PROTOCOL && c != WSD_CAUSE_CRASH) /* never a termination */
-            put(b, "wsd_terminations_total{cause=\"%s\"} %" PRIu64 "\n",
-                wsd_cause_name((enum wsd_cause)c), m->terminations[c]);
+            wsd_buf_printf(b, "wsd_terminations_total{cause=\"%s\"} %" PRIu64 "\n",
+                           wsd_cause_name((enum wsd_cause)c), m->terminations[c]);
     scalar(b, "wsd_kill_escalations_total", "counter",
            "Terminations that needed SIGKILL after WSD_KILL_GRACE_MS.", s->totals.escalations);
     scalar(b, "wsd_heartbeat_terminations_total", "counter",
@@ -184,8 +174,8 @@ void wsd_metrics_render(struct supervisor *s, struct wsd_buf *b)
 
     scalar(b, "wsd_received_messages_total", "counter", "Whole messages received from clients.",
            m->traffic.in_msgs);
-    scalar(b, "wsd_received_bytes_total", "counter",
-           "Message payload bytes received from clients.", m->traffic.in_bytes);
+    scalar(b, "wsd_received_bytes_total", "counter", "Message payload bytes received from clients.",
+           m->traffic.in_bytes);
     scalar(b, "wsd_sent_messages_total", "counter", "Whole messages sent to clients.",
            m->traffic.out_msgs);
     scalar(b, "wsd_sent_bytes_total", "counter", "Message payload bytes sent to clients.",

@@ -164,8 +164,8 @@ static void handle_readable(struct server *sv, struct client *c)
                 continue;
             if (r < 0) {
                 int status = wsd_proto_error_code(r);
-                answer_error(sv, c, status, status == 431 ? "request head too large"
-                                                          : "malformed request");
+                answer_error(sv, c, status,
+                             status == 431 ? "request head too large" : "malformed request");
                 return;
             }
             c->head_len = (size_t)r;
@@ -173,8 +173,7 @@ static void handle_readable(struct server *sv, struct client *c)
                 return;
         }
         if (c->len >= c->head_len + c->body_len) {
-            wsd_metrics_route(sv->cfg, FD_CHAN, &c->req, c->in + c->head_len, c->body_len,
-                              &c->out);
+            wsd_metrics_route(sv->cfg, FD_CHAN, &c->req, c->in + c->head_len, c->body_len, &c->out);
             start_answer(sv, c);
             return;
         }

@@ -23,19 +23,25 @@
 
 static const char *status_text(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    default: return "Error";
-    }
+    static const struct {
+        int status;
+        const char *text;
+    } texts[] = {
+        {200, "OK"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {413, "Content Too Large"},
+        {431, "Request Header Fields Too Large"},
+        {502, "Bad Gateway"},
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if (texts[i].status == status)
+            return texts[i].text;
+    return "Error";
 }
 
 static void respond(struct wsd_buf *out, int status, const char *type, const char *extra,
@@ -113,8 +119,8 @@ static void get_state(const struct wsd_config *cfg, int chan, struct wsd_buf *ou
         wsd_metrics_respond_error(out, 502, "the supervisor did not answer");
     } else {
         char head[64];
-        int n = snprintf(head, sizeof(head), "{\"admin\":%s,\"stats\":",
-                         cfg->admin_token_set ? "true" : "false");
+        int n = snprintf(head, sizeof(head),
+                         "{\"admin\":%s,\"stats\":", cfg->admin_token_set ? "true" : "false");
         /* each answer is one JSON value, its newline and the NUL added by ask() */
         (void)wsd_buf_append(&doc, head, (size_t)n);
         (void)wsd_buf_append(&doc, wsd_buf_head(&stats), stats.len - 2);
@@ -234,8 +240,9 @@ static void post_kill(const struct wsd_config *cfg, int chan, const struct wsd_h
     int rr = form_value(body, len, "reason", reason, sizeof(reason));
     if (ri < 0 || !all_digits(id, 15) || (rc != -ENOENT && (rc < 0 || !all_digits(code, 5))) ||
         (rr < 0 && rr != -ENOENT)) {
-        wsd_metrics_respond_error(out, 400, "expected id=N, optional code=N and reason=TEXT "
-                                            "(at most 123 bytes, no control characters)");
+        wsd_metrics_respond_error(out, 400,
+                                  "expected id=N, optional code=N and reason=TEXT "
+                                  "(at most 123 bytes, no control characters)");
         return;
     }
     char line[256];
@@ -255,7 +262,7 @@ static void post_kill(const struct wsd_config *cfg, int chan, const struct wsd_h
 
 /* The page's own script may only talk to this listener; nothing may frame it. */
 #define PAGE_HEADERS                                                                               \
-    "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                   \
+    "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                    \
     "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; "              \
     "form-action 'none'; frame-ancestors 'none'\r\n"                                               \
     "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
