@@ -396,7 +396,10 @@ async def token_wiped():
             check(st == 200, st)
             await expect_server_close(c)
         async with ws_connect(w, "/t2"):
-            kids = children_by_name(w)
+            # a worker just cloned is still called "wsd" until it names itself
+            kids = await asyncio.to_thread(wait_until, lambda: (lambda k: k if "wsd" not in
+                                           k.values() else None)(children_by_name(w)), 3,
+                                           "every child to have its name")
             check(sorted(set(kids.values())) == ["wsd-acceptor", "wsd-metrics", "wsd-worker"], kids)
             for pid, name in kids.items():
                 with open(f"/proc/{pid}/environ", "rb") as f:
