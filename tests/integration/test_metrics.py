@@ -232,8 +232,10 @@ def detectors_counted():
                     c.expect_close(1002, reply=False)
                 except Exception:  # noqa: BLE001 -- the ban may end it with 1008 first
                     pass
-        m = wait_until(lambda: (lambda m: m if val(m, "wsd_abuse_bans_total") else None)(scrape(w)),
-                       5, "the ban to be counted")
+        # a connection's end is counted when its worker's report arrives, after the client saw it
+        m = wait_until(lambda: (lambda m: m if val(m, "wsd_abuse_bans_total") and val(
+            m, "wsd_connections_closed_total", cause="heartbeat", code="1001") else None)(
+            scrape(w)), 5, "the ban and the heartbeat's close to be counted")
         check(val(m, "wsd_heartbeat_terminations_total") == 1, m)
         check(val(m, "wsd_terminations_total", cause="heartbeat") == 1, m)
         check(val(m, "wsd_connections_closed_total", cause="heartbeat", code="1001") == 1, m)
@@ -447,7 +449,9 @@ async def metrics_restart():
         async with ws_connect(w, "/r") as c:
             await c.send("x" * 100)
             await recv_within(c)
-        before = scrape(w)
+        # the close reaches the supervisor a moment after the client sees it
+        before = await asyncio.to_thread(wait_until, lambda: (lambda m: m if val(
+            m, "wsd_connections_open") == 0 else None)(scrape(w)), 5, "no open connection")
         check(val(before, "wsd_received_bytes_total") == 100, before)
         old = next(p for p, n in children_by_name(w).items() if n == "wsd-metrics")
         os.kill(old, signal.SIGKILL)
