@@ -402,7 +402,8 @@ async def token_wiped():
             kids = await asyncio.to_thread(wait_until, lambda: (lambda k: k if "wsd" not in
                                            k.values() else None)(children_by_name(w)), 3,
                                            "every child to have its name")
-            check(sorted(set(kids.values())) == ["wsd-acceptor", "wsd-metrics", "wsd-worker"], kids)
+            check(sorted(set(kids.values())) == ["wsd-acceptor", "wsd-metrics", "wsd-template",
+                                                 "wsd-worker"], kids)
             for pid, name in kids.items():
                 with open(f"/proc/{pid}/environ", "rb") as f:
                     env = f.read()
