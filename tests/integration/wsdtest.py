@@ -361,6 +361,12 @@ class Wsd:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
             acc = self.acceptor()
+            if acc:
+                # The acceptor is up before it has finished starting: its io_uring ring is the
+                # last fd it opens (core/loop.c wsd_acceptor_run). A count taken earlier is one
+                # short, and check_clean then waits for a count the acceptor never goes back to.
+                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc), START_TIMEOUT,
+                           f"the acceptor's io_uring ring (fds: {self._fd_list(acc)})")
             self.acceptor_at_start = acc
             self.acceptor_fd_baseline = fd_count(acc) if acc else None
         except BaseException:
