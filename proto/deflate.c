@@ -238,14 +238,11 @@ static int zlib_error(int zr)
 
 static int inflate_start(struct wsd_deflate *d)
 {
-    /* A window at least as big as the client's. 9 for an agreed 8: zlib cannot deflate raw
-     * with 8, so zlib-based clients use 9 (old zlib did so silently), and a bigger window
-     * inflates either. */
-    int bits =
-        d->params.client_max_window_bits ? d->params.client_max_window_bits : WINDOW_BITS_MAX;
-    if (bits == WINDOW_BITS_MIN)
-        bits = WINDOW_BITS_MIN + 1;
-    if (inflateInit2(&d->_in, -bits) != Z_OK) /* negative: raw DEFLATE, no zlib header */
+    /* Always the largest window, whatever client_max_window_bits says: it inflates any
+     * window a client uses. With the agreed window instead, a client that breaks the
+     * agreement would be refused or not depending on how its bytes were split: zlib checks a
+     * distance against the window plus the output of the current inflate() call. */
+    if (inflateInit2(&d->_in, -WINDOW_BITS_MAX) != Z_OK) /* negative: raw, no zlib header */
         return WSD_PROTO_ERR_CLOSE(WSD_CLOSE_INTERNAL_ERROR);
     d->_in_ready = true;
     return 0;

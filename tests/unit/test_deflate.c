@@ -381,6 +381,37 @@ static void test_compress_context(void **state)
     }
 }
 
+/* A client that agreed client_max_window_bits=9 but deflates with a 2^15 window (a
+ * back-reference 1000 bytes back) is inflated the same way however its bytes are split. The
+ * inflater used to take the agreed 512-byte window: a reference into the output of the same
+ * inflate() call was accepted, one into an earlier call's output refused, so whole delivery
+ * echoed and byte-by-byte delivery closed with 1007. */
+static void test_inflate_window_wider_than_agreed(void **state)
+{
+    (void)state;
+    static const char offer[] = "permessage-deflate; client_max_window_bits=9";
+    uint8_t msg[2000];
+    fill_text(msg, 1000, 3);
+    memcpy(msg + 1000, msg, 1000);
+    struct wsd_deflate enc, dec;
+    struct wsd_deflate_params agreed, wide = {0};
+    struct sink z = {0}, out = {0};
+    assert_int_equal(wsd_deflate_negotiate(offer, strlen(offer), &agreed), 1);
+    wsd_deflate_init(&enc, &wide);
+    compress_msg(&enc, msg, sizeof(msg), &z);
+    for (int bbb = 0; bbb < 2; bbb++) {
+        wsd_deflate_init(&dec, &agreed);
+        out.len = 0;
+        assert_int_equal(inflate_msg(&dec, z.data, z.len, bbb, LIMIT, &out), 0);
+        assert_int_equal(out.len, sizeof(msg));
+        assert_memory_equal(out.data, msg, sizeof(msg));
+        wsd_deflate_done(&dec);
+    }
+    sink_done(&z);
+    sink_done(&out);
+    wsd_deflate_done(&enc);
+}
+
 /* Feed one masked (zero mask) frame with len zero bytes of payload, calling again while the
  * reader reports events; returns 0 or the reader's error. */
 static int feed_frame(struct wsd_ws_reader *rd, bool rsv1, uint8_t opcode, bool fin, uint64_t len)
@@ -442,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_zip_bomb),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_compress_context),
+        cmocka_unit_test(test_inflate_window_wider_than_agreed),
         cmocka_unit_test(test_reader_compressed_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
