@@ -130,11 +130,8 @@ static bool apply_param(struct wsd_deflate_params *p, bool seen[P_COUNT], const 
         /* zlib's raw deflate refuses an 8-bit window, and a 9-bit one would break the
          * client's 256-byte window: decline rather than send what it cannot inflate. */
         return p->server_max_window_bits > WINDOW_BITS_MIN;
-    case P_CMWB: /* RFC 7692 7.1.2.2: the value is optional */
-        if (value == NULL)
-            return true; /* we do not limit the client: it keeps 15 */
-        p->client_max_window_bits = parse_window_bits(value);
-        return p->client_max_window_bits != 0;
+    case P_CMWB: /* RFC 7692 7.1.2.2: the value is optional; we may leave it unanswered */
+        return value == NULL || parse_window_bits(value) != 0;
     }
     return false;
 }
@@ -207,9 +204,6 @@ size_t wsd_deflate_response_write(const struct wsd_deflate_params *params, char 
     if (n >= 0 && (size_t)n < cap && params->server_max_window_bits != 0)
         n += snprintf(out + n, cap - (size_t)n, "; server_max_window_bits=%u",
                       params->server_max_window_bits);
-    if (n >= 0 && (size_t)n < cap && params->client_max_window_bits != 0)
-        n += snprintf(out + n, cap - (size_t)n, "; client_max_window_bits=%u",
-                      params->client_max_window_bits);
     return n >= 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 

@@ -141,6 +141,10 @@ add_case("2.10", "10 pings pipelined get 10 pongs in order",
          ping_case([b"payload-%d" % i for i in range(10)]))
 add_case("2.11", "10 pings sent one at a time get 10 pongs in order",
          ping_case([b"payload-%d" % i for i in range(10)], separate=True))
+add_case("2.12", "pong with 126 bytes fails with 1002",
+         fail_case([frame(OP_PONG, b"\xfe" * 126)], 1002))
+add_case("2.13", "unsolicited pong with 125 bytes: no answer",
+         unanswered_case(frame(OP_PONG, b"\xfe" * 125)))
 
 
 # ---- 3 reserved bits (no extension negotiated) ----
@@ -727,8 +731,13 @@ def check_response(offer, want, port_attr="port"):
         with Client(getattr(env, port_attr), extensions=offer) as c:
             if c.extension_header != want:
                 raise Fail("offer %r: answered %r, want %r" % (offer, c.extension_header, want))
-            c.send_message(OP_TEXT, "x" * 200, compress=c.deflate is not None)
-            c.expect_echo(OP_TEXT, "x" * 200)
+            # The same message twice: a server that takes over its context when it agreed not
+            # to, or uses a bigger window than it answered, sends what Deflate cannot inflate.
+            m = _payloads("json", 2000, 5)
+            for _ in range(2):
+                c.send_message(OP_TEXT, m, compress=c.deflate is not None)
+            for _ in range(2):
+                c.expect_echo(OP_TEXT, m, compressed=c.deflate is not None)
             c.finish()
     return run
 
@@ -757,6 +766,42 @@ add_case("13.10.9", "Chromium's offer: accepted without parameters",
          check_response("permessage-deflate; client_max_window_bits", "permessage-deflate"))
 add_case("13.10.10", "WSD_DEFLATE=off: no extension answered",
          check_response("permessage-deflate", None, port_attr="port_off"))
+
+# RFC 7692 7.1: the exact answer to each parameter. server_max_window_bits is answered with
+# the value offered (9-15); 8 cannot be honoured (zlib's raw deflate has no 256-byte window)
+# and may not be answered with more, so that offer is declined. client_max_window_bits is
+# accepted with or without a value and left unanswered: wsd inflates any window up to 2^15.
+PMD = "permessage-deflate"
+EXACT = [
+    ("", PMD, "no parameters"),
+    ("; server_no_context_takeover", PMD + "; server_no_context_takeover",
+     "server_no_context_takeover: answered"),
+    ("; client_no_context_takeover", PMD + "; client_no_context_takeover",
+     "client_no_context_takeover: answered"),
+    ("; server_max_window_bits=9", PMD + "; server_max_window_bits=9",
+     "server_max_window_bits=9: answered with 9"),
+    ("; server_max_window_bits=12", PMD + "; server_max_window_bits=12",
+     "server_max_window_bits=12: answered with 12"),
+    ("; server_max_window_bits=15", PMD + "; server_max_window_bits=15",
+     "server_max_window_bits=15: answered with 15"),
+    ("; server_max_window_bits=8", None, "server_max_window_bits=8: declined (zlib cannot)"),
+    ("; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9",
+     PMD + "; server_max_window_bits=9", "server_max_window_bits=8, then 9: the second offer"),
+    ("; server_max_window_bits=7", None, "server_max_window_bits=7: declined"),
+    ("; server_max_window_bits=09", None, "server_max_window_bits=09 (leading zero): declined"),
+    ("; client_max_window_bits", PMD, "bare client_max_window_bits: accepted, not answered"),
+    ("; client_max_window_bits=8", PMD, "client_max_window_bits=8: accepted, not answered"),
+    ("; client_max_window_bits=15", PMD, "client_max_window_bits=15: accepted, not answered"),
+    ("; client_max_window_bits=7", None, "client_max_window_bits=7: declined"),
+    ("; client_max_window_bits=16", None, "client_max_window_bits=16: declined"),
+    ("; server_no_context_takeover=1", None, "server_no_context_takeover with a value: declined"),
+    ("; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; "
+     "client_max_window_bits=10", PMD + "; server_no_context_takeover; "
+     "client_no_context_takeover; server_max_window_bits=10", "all four parameters"),
+]
+for i, (params, want, desc) in enumerate(EXACT):
+    add_case("13.13.%d" % (i + 1), "exact answer, %s" % desc,
+             check_response(PMD + params, want))
 
 
 def deflate_conn(env, offer="permessage-deflate"):
@@ -910,6 +955,47 @@ def _(env):
 
 add_case("13.11.16", "1 MiB of random bytes compressed (wire > WSD_MAX_MESSAGE): echoed",
          deflate_echo(lambda env: os.urandom(env.max_message)))
+def compressed_fragments(n):
+    """A compressed binary message (random bytes: more compressed bytes than n) in exactly n
+    fragments, RSV1 on the first only."""
+    def send(c, env):
+        m = os.urandom(n + 4096)
+        z = c.deflate.compress(m)
+        zero = b"\0\0\0\0"
+        cuts = [len(z) * k // n for k in range(n + 1)]
+        c.send(b"".join(frame(OP_BINARY if k == 0 else OP_CONT, z[cuts[k]:cuts[k + 1]],
+                              fin=k == n - 1, rsv=RSV1 if k == 0 else 0, mask_key=zero)
+                        for k in range(n)))
+        return m
+    return send
+
+
+@case("13.14.1", "compressed message in WSD_MAX_FRAGMENTS fragments: echoed")
+def _(env):
+    with deflate_conn(env) as c:
+        c.timeout = 30
+        m = compressed_fragments(env.max_fragments)(c, env)
+        c.expect_echo(OP_BINARY, m)
+        c.finish()
+
+
+add_case("13.14.2", "compressed message in WSD_MAX_FRAGMENTS + 1 fragments: 1009",
+         lambda env: deflate_fail(compressed_fragments(env.max_fragments + 1), 1009)(env))
+add_case("13.14.3", "RSV1 on the continuation of an uncompressed message: 1002",
+         deflate_fail(lambda c, env: c.send(frame(OP_TEXT, "He", fin=False) +
+                                            frame(OP_CONT, "llo", rsv=RSV1)), 1002))
+add_case("13.14.4", "RSV1 on the last of 3 fragments of a compressed message: 1002",
+         deflate_fail(lambda c, env: c.send(
+             frame(OP_TEXT, c.deflate.compress(b"hello hello")[:2], fin=False, rsv=RSV1) +
+             frame(OP_CONT, b"", fin=False) + frame(OP_CONT, b"\x00", rsv=RSV1)), 1002))
+add_case("13.14.5", "RSV1 on a pong: 1002",
+         deflate_fail(lambda c, env: c.send_frame(OP_PONG, b"x", rsv=RSV1), 1002))
+add_case("13.14.6", "pong with 126 bytes between fragments of a compressed message: 1002",
+         deflate_fail(lambda c, env: c.send(
+             frame(OP_TEXT, c.deflate.compress(b"hello hello"), fin=False, rsv=RSV1) +
+             frame(OP_PONG, b"\xfe" * 126) + frame(OP_CONT, b"")), 1002))
+
+
 add_case("13.11.17", "compressed frame over WSD_MAX_MESSAGE * 9/8 + 1 KiB on the wire: 1009",
          deflate_fail(lambda c, env: c.send(
              bytes([0x82 | 0x40, 0x80 | 127]) +

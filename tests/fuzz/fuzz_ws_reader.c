@@ -117,7 +117,6 @@ static int run_all(struct run *r, const uint8_t *cfg, const uint8_t *data, size_
 {
     struct wsd_deflate_params p = {
         .client_no_context_takeover = cfg[0] & 2,
-        .client_max_window_bits = (uint8_t)(cfg[0] & 4 ? 8 + (cfg[0] >> 4) % 8 : 0),
     };
     memset(r, 0, sizeof(*r));
     wsd_ws_reader_init(&r->reader, MAX_MESSAGE, cfg[1] % 8 == 0 ? 0 : cfg[1] % 16, true,
