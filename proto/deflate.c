@@ -242,6 +242,21 @@ static int inflate_start(struct wsd_deflate *d)
     return 0;
 }
 
+/* Pass the produced bytes that fit in room to sink, then refuse the rest (RFC 6455 7.4.1:
+ * too big to process). */
+static int take_output(struct wsd_deflate *d, const uint8_t *out, size_t produced,
+                       uint64_t room, wsd_deflate_sink_cb sink, void *userdata)
+{
+    size_t fits = produced < room ? produced : (size_t)room;
+    if (fits > 0) {
+        int r = sink(out, fits, userdata);
+        if (r < 0)
+            return r;
+    }
+    d->_inflated += fits;
+    return fits < produced ? WSD_PROTO_ERR_CLOSE(WSD_CLOSE_MESSAGE_TOO_BIG) : 0;
+}
+
 /* Run the inflater over in. Bytes after a final (BFINAL) block are ignored: RFC 7692 7.2.3.4
  * has the sender follow one with an empty block header so the appended tail still parses. */
 static int inflate_run(struct wsd_deflate *d, const uint8_t *in, size_t len, uint64_t limit,
@@ -260,19 +275,18 @@ static int inflate_run(struct wsd_deflate *d, const uint8_t *in, size_t len, uin
             z->avail_out = room < CHUNK ? (uInt)room + 1 : CHUNK;
             uInt before = z->avail_out;
             int zr = inflate(z, Z_SYNC_FLUSH);
-            size_t produced = before - z->avail_out;
+            /* Report the first problem in the order of the inflated bytes, so that the result
+             * does not depend on how the input was split: given more input, zlib reads on
+             * past a full output buffer (block headers need no output room) and may find
+             * corrupt data behind the byte that already broke the limit; and the sink may
+             * refuse a byte before the limit in a chunk that ends past it. */
+            int r = take_output(d, chunk, before - z->avail_out, room, sink, userdata);
+            if (r < 0)
+                return r;
             if (zr == Z_STREAM_END)
                 d->_in_ended = true;
             else if (zr != Z_OK && zr != Z_BUF_ERROR)
                 return zlib_error(zr);
-            d->_inflated += produced;
-            if (d->_inflated > limit) /* RFC 6455 7.4.1: too big to process */
-                return WSD_PROTO_ERR_CLOSE(WSD_CLOSE_MESSAGE_TOO_BIG);
-            if (produced > 0) {
-                int r = sink(chunk, produced, userdata);
-                if (r < 0)
-                    return r;
-            }
             if (zr == Z_BUF_ERROR || d->_in_ended)
                 break; /* no progress possible, or the stream is over */
         } while (z->avail_in > 0 || z->avail_out == 0);

@@ -2,7 +2,8 @@
 /* libFuzzer target: the frame decoder with UTF-8 and reassembly (proto/ws_reader.c), driven
  * as core/conn.c drives it: events until one ends the stream, messages reassembled, and
  * compressed messages inflated (proto/deflate.c) with the inflated text checked. The input
- * is fed whole and again in pieces the input chooses; both runs must end the same way. */
+ * is fed whole and again in pieces the input chooses; both runs must end the same way, with
+ * the same close code. */
 #include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>

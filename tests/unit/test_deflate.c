@@ -19,6 +19,7 @@
 #include "proto/deflate.h"
 #include "proto/frame.h"
 #include "proto/proto.h"
+#include "proto/utf8.h"
 #include "proto/ws_codes.h"
 #include "proto/ws_reader.h"
 
@@ -411,6 +412,64 @@ static void test_inflate_window_wider_than_agreed(void **state)
     wsd_deflate_done(&enc);
 }
 
+/* A sink that checks UTF-8 like core/conn.c's does for a text message. */
+struct text_sink {
+    uint32_t utf8;
+    size_t len;
+};
+
+static int sink_text(const uint8_t *data, size_t n, void *userdata)
+{
+    struct text_sink *t = userdata;
+    t->utf8 = wsd_utf8_validate(t->utf8, data, n);
+    t->len += n;
+    return t->utf8 == WSD_UTF8_REJECT ? E1007 : 0;
+}
+
+/* The first problem in the inflated bytes decides the close code, however the input is
+ * split (found by fuzz_ws_reader: the same bytes ended with 1007 whole and 1009 split):
+ * - limit + 1 bytes, then a block of the invalid type 3: 1009 (whole, zlib used to read on
+ *   past the full output buffer to the bad block header and report it first);
+ * - invalid UTF-8 before the limit in output that goes past it: 1007 (whole, the limit used
+ *   to be checked before the sink saw the chunk). */
+static void test_inflate_first_problem_wins(void **state)
+{
+    (void)state;
+    static const uint8_t tail_then_bad_block[] = {0x00, 0x00, 0xff, 0xff, 0x06};
+    const size_t limit = 4096;
+    uint8_t text[5000];
+    memset(text, 'a', sizeof(text));
+    text[100] = 0xff;
+    for (int which = 0; which < 2; which++) {
+        struct wsd_deflate enc;
+        struct wsd_deflate_params p = {0};
+        struct sink z = {0};
+        wsd_deflate_init(&enc, &p);
+        if (which == 0) {
+            uint8_t zeros[4097] = {0};
+            compress_msg(&enc, zeros, sizeof(zeros), &z);
+            assert_int_equal(sink_append(tail_then_bad_block, sizeof(tail_then_bad_block), &z), 0);
+        } else {
+            compress_msg(&enc, text, sizeof(text), &z);
+        }
+        for (int bbb = 0; bbb < 2; bbb++) {
+            struct wsd_deflate dec;
+            struct text_sink t = {.utf8 = WSD_UTF8_ACCEPT};
+            int r = 0;
+            wsd_deflate_init(&dec, &p);
+            for (size_t i = 0; i < z.len && r == 0; i += bbb ? 1 : z.len)
+                r = wsd_deflate_inflate(&dec, z.data + i, bbb ? 1 : z.len, false, limit,
+                                        sink_text, &t);
+            if (r != (which == 0 ? E1009 : E1007))
+                fail_msg("case %d, %s: got %d", which, bbb ? "byte by byte" : "whole", r);
+            assert_true(t.len <= limit);
+            wsd_deflate_done(&dec);
+        }
+        sink_done(&z);
+        wsd_deflate_done(&enc);
+    }
+}
+
 /* Feed one masked (zero mask) frame with len zero bytes of payload, calling again while the
  * reader reports events; returns 0 or the reader's error. */
 static int feed_frame(struct wsd_ws_reader *rd, bool rsv1, uint8_t opcode, bool fin, uint64_t len)
@@ -473,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_compress_context),
         cmocka_unit_test(test_inflate_window_wider_than_agreed),
+        cmocka_unit_test(test_inflate_first_problem_wins),
         cmocka_unit_test(test_reader_compressed_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
