@@ -942,9 +942,15 @@ class RawWs:
 
 def expect_status(w, request, status, header=None, timeout=3):
     """Send a raw request to w, expect an HTTP status (and optionally a header (name, value or
-    None for any)), then the server closing TCP. Returns the response."""
+    None for any)), then the server closing TCP. Returns the response. request is bytes, or a
+    list of byte strings sent one by one, which may stop early: the server can answer and
+    close before the client is done (e.g. 431 for headers that never end)."""
     with w.raw() as c:
-        c.send(request)
+        try:
+            for piece in [request] if isinstance(request, bytes) else request:
+                c.send(piece)
+        except OSError:
+            pass  # answered and closed already: the response is still to be read
         r = c.read_http(timeout)
         check(r.status == status, f"want HTTP {status}, got {r.status} {r.reason!r} {r.headers}")
         if header:
