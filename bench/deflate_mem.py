@@ -7,7 +7,7 @@ before they opened, divided by N. Scenarios: idle after the handshake, and after
 each way (1 KiB, 256 KiB; text that compresses about 3:1), with deflate off and on. A bench
 figure, not a test: prints a table and one JSON line.
 
-Usage: bench/deflate_mem.py [--wsd build/wsd] [-n 1000]"""
+Usage: [WSD_BIN=build/wsd] bench/deflate_mem.py [-n 1000]"""
 
 import argparse
 import asyncio
@@ -15,12 +15,14 @@ import base64
 import json
 import os
 import random
-import re
 import struct
-import subprocess
-import tempfile
+import sys
 import time
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "integration"))
+from wsdtest import Wsd  # noqa: E402  (starts wsd, finds its port, checks it leaves cleanly)
 
 TAIL = b"\x00\x00\xff\xff"
 SCENARIOS = [  # (label, deflate, message bytes: 0 = none)
@@ -143,48 +145,33 @@ def settle(sup, want_procs, timeout=30):
     return pss_kib(pids), len(pids)
 
 
-async def scenario(wsd, n, deflate, size):
-    tmp = tempfile.mkdtemp(prefix="wsd-deflatemem-")
+async def scenario(n, deflate, size):
     pool = 8
-    env = dict(os.environ, WSD_LISTEN="127.0.0.1:0", WSD_LOG_LEVEL="notice",
-               WSD_POOL_MIN=str(pool), WSD_MAX_CONNS=str(n + 100), WSD_MAX_CONNS_PER_IP="0",
-               WSD_ABUSE_LIMIT="0", WSD_PING_INTERVAL_MS="0",
-               WSD_DEFLATE="on" if deflate else "off",
-               WSD_CONTROL_SOCKET=os.path.join(tmp, "ctl.sock"))
-    log = open(os.path.join(tmp, "log"), "w+")
-    proc = subprocess.Popen([wsd], env=env, stdout=log, stderr=log)
+    w = Wsd(env={"WSD_LOG_LEVEL": "notice", "WSD_POOL_MIN": pool, "WSD_MAX_CONNS": n + 100,
+                 "WSD_MAX_CONNS_PER_IP": 0, "WSD_ABUSE_LIMIT": 0, "WSD_PING_INTERVAL_MS": 0,
+                 "WSD_DEFLATE": "on" if deflate else "off"}).start()
     conns = []
     try:
-        port = None
-        for _ in range(500):
-            log.seek(0)
-            m = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/", log.read())
-            if m:
-                port = int(m.group(1))
-                break
-            time.sleep(0.01)
-        assert port, "wsd did not start"
-        before, _ = settle(proc.pid, 2 + pool)
+        before, _ = settle(w.pid, 2 + pool)
         for i in range(0, n, 50):
-            conns += await asyncio.gather(*[open_conn(port, deflate)
+            conns += await asyncio.gather(*[open_conn(w.port, deflate)
                                             for _ in range(min(50, n - i))])
         if size:
             msg = text(size)
             for i in range(0, n, 50):
                 await asyncio.gather(*[exchange(c, msg, deflate) for c in conns[i:i + 50]])
-        after, procs = settle(proc.pid, 2 + pool + n)
-        return (after - before) / n, procs
-    finally:
-        for _, w in conns:
-            w.close()
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+        after, procs = settle(w.pid, 2 + pool + n)
+    except BaseException:
+        w.kill()
+        raise
+    for _, c in conns:
+        c.close()
+    w.stop()
+    return (after - before) / n, procs
 
 
 async def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--wsd", default="build/wsd")
     ap.add_argument("-n", type=int, default=1000)
     args = ap.parse_args()
     rows = []
@@ -192,7 +179,7 @@ async def main():
           f"sum before the connections opened)")
     print(f"{'scenario':<55} {'KiB/conn':>9} {'procs':>6}")
     for label, deflate, size in SCENARIOS:
-        per, procs = await scenario(args.wsd, args.n, deflate, size)
+        per, procs = await scenario(args.n, deflate, size)
         rows.append({"scenario": label, "deflate": deflate, "message_bytes": size,
                      "pss_kib_per_conn": round(per, 1), "processes": procs})
         print(f"{label:<55} {per:>9.1f} {procs:>6}", flush=True)
