@@ -290,7 +290,6 @@ def _reap(pids, timeout=3):
         time.sleep(0.02)
 
 
-
 # --------------------------------------------------------------------------------------------
 # wsd
 
@@ -361,12 +360,9 @@ class Wsd:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
             acc = self.acceptor()
-            if acc:
-                # The acceptor is up before it has finished starting: its io_uring ring is the
-                # last fd it opens (core/loop.c wsd_acceptor_run). A count taken earlier is one
-                # short, and check_clean then waits for a count the acceptor never goes back to.
-                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc), START_TIMEOUT,
-                           f"the acceptor's io_uring ring (fds: {self._fd_list(acc)})")
+            if acc:  # its ring is the last fd it makes: before that the count still grows
+                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
+                           not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_at_start = acc
             self.acceptor_fd_baseline = fd_count(acc) if acc else None
         except BaseException:
