@@ -364,9 +364,6 @@ class Wsd:
                 wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
                            not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_at_start = acc
-            if acc:  # its ring is its last fd: count only once it has set up (a loaded machine)
-                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
-                           not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_fd_baseline = fd_count(acc) if acc else None
         except BaseException:
             self.kill()
