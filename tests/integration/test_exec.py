@@ -482,15 +482,14 @@ def backpressure_out():
         # the bound: the unsent output (<= WSD_EXEC_BUFFER + one line) plus the unfinished line
         check(rss1 - rss0 < 1024, f"worker RSS grew {rss1 - rss0} KiB in 1 s while paused "
                                   f"({rss0} -> {rss1} KiB)")
-        check(rss1 < 16 * 1024, f"worker RSS {rss1} KiB")
         nums = []
         while len(nums) < 3000:
             op, d, _ = c.recv_message(10)
             nums.append(int(d.split(b" ", 1)[0]))
         check(nums == list(range(nums[0], nums[0] + len(nums))) and nums[0] == 0,
               f"lines lost or reordered: {nums[:5]}...")
-        rss2 = vm_rss_kib(worker)
-        check(rss2 < 16 * 1024, f"worker RSS {rss2} KiB after draining")
+        rss2 = vm_rss_kib(worker)  # (AddressSanitizer keeps freed buffers in quarantine)
+        check(rss2 - rss0 < 8192, f"worker RSS {rss0} -> {rss2} KiB after draining")
         c.send_frame(OP_CLOSE, close_payload(1000))
         try:
             c.expect_close(1000, reply=False, timeout=5)
