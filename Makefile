@@ -5,7 +5,7 @@
 BUILD ?= build
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
-PKGS := liburing wolfssl zlib
+PKGS := liburing wolfssl zlib libsystemd
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
         -Wcast-align -Wwrite-strings -Wundef -Wvla -Wformat=2 -Wimplicit-fallthrough

@@ -21,11 +21,14 @@ static int load(const struct wsd_config *cfg, struct wsd_tls_ctx **ret, char *wh
 int wsd_certs_load(struct supervisor *s)
 {
     const struct wsd_config *cfg = s->cfg;
-    if (!cfg->tls_listen[0])
+    /* Passed-in sockets replace WSD_TLS_LISTEN: then a "wss" one is what asks for TLS. */
+    bool passed = wsd_activation_has_listeners(&s->inherited);
+    if (passed ? s->inherited.wss < 0 : !cfg->tls_listen[0])
         return 0;
     if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
-        fprintf(stderr, "wsd: invalid %s=\"\": expected a PEM file, since WSD_TLS_LISTEN is set\n",
-                cfg->tls_cert[0] ? "WSD_TLS_KEY" : "WSD_TLS_CERT");
+        fprintf(stderr, "wsd: invalid %s=\"\": expected a PEM file, since %s\n",
+                cfg->tls_cert[0] ? "WSD_TLS_KEY" : "WSD_TLS_CERT",
+                passed ? "a wss socket was passed in" : "WSD_TLS_LISTEN is set");
         return -1;
     }
     char why[512];

@@ -11,6 +11,8 @@
 #include <sys/types.h>
 
 #include "core/iptable.h"
+#include "supervisor/activation.h"
+#include "supervisor/notify.h"
 #include "supervisor/pool.h"
 
 struct wsd_config;
@@ -58,6 +60,8 @@ struct supervisor {
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
     struct wsd_totals totals;
+    struct wsd_inherited inherited; /* sockets passed in at exec (systemd, or SIGUSR2) */
+    struct wsd_notify notify;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
