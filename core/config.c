@@ -86,6 +86,11 @@ static const struct config_var config_vars[] = {
      "how long a banned IP's handshakes get 429"},
     {"WSD_CONTROL_SOCKET", CONFIG_PATH, "", 0, 0, NULL, FIELD(control_socket),
      "wsctl's unix socket (mode 0600); empty = ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock"},
+    {"WSD_DRAIN_TIMEOUT_MS", CONFIG_UINT, "60000", 0, 86400000, NULL, FIELD(drain_timeout_ms),
+     "after a SIGUSR2 upgrade, how long the old generation's connections may run before 1001"},
+    {"WSD_UPGRADE_TIMEOUT_MS", CONFIG_UINT, "10000", 100, 600000, NULL,
+     FIELD(upgrade_timeout_ms),
+     "on SIGUSR2, how long the new generation may take to be ready before it is killed"},
     {"WSD_LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, log_levels, FIELD(log_level),
      "error, warn, notice, info (one line per connection open and close) or debug"},
 };

@@ -36,6 +36,8 @@ struct wsd_config {
     uint64_t abuse_ban_ms;
     uint64_t max_conns_per_ip;  /* 0 = no cap */
     char control_socket[108];   /* empty: ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock */
+    uint64_t drain_timeout_ms;  /* SIGUSR2: the old generation's connections may run this long */
+    uint64_t upgrade_timeout_ms; /* SIGUSR2: the new generation must be ready within this */
     uint64_t log_level;         /* enum wsd_log_level */
     uint64_t handler;           /* enum wsd_handler */
 };

@@ -66,14 +66,6 @@ void wsd_certs_reload(struct supervisor *s)
     wsd_tls_ctx_describe(s->tls, desc, sizeof(desc));
     /* Idle workers hold the old certificate: ask them (and only idle ones) to leave; the pool
      * refills with workers that have the new one. */
-    siginfo_t info = {.si_signo = SIGTERM, .si_code = SI_QUEUE, .si_pid = s->self};
-    info.si_value.sival_ptr = (void *)(uintptr_t)wsd_kill_value(WSD_KILL_IDLE_ONLY, 0);
-    uint32_t recycled = 0;
-    for (uint32_t i = 0; i < s->pool.cap; i++) {
-        struct wsd_worker *w = &s->pool.slots[i];
-        if (w->state == WSD_WORKER_IDLE &&
-            wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, &info) == 0)
-            recycled++;
-    }
+    uint32_t recycled = wsd_terminate_idle(s);
     wsd_log_notice("SIGHUP: new TLS certificate %s; recycling %u idle workers", desc, recycled);
 }

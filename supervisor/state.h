@@ -18,6 +18,7 @@
 struct wsd_config;
 struct wsd_shared;
 struct wsd_control;
+struct wsd_upgrade;
 
 enum wsd_tag {
     WSD_TAG_SIGNAL = 1,
@@ -29,6 +30,8 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_UPGRADE_CHILD,  /* SIGUSR2: the new generation's pidfd */
+    WSD_TAG_UPGRADE_READY,  /* SIGUSR2: the pipe on which it says it is ready */
 };
 
 struct wsd_totals {
@@ -62,11 +65,16 @@ struct supervisor {
     struct wsd_totals totals;
     struct wsd_inherited inherited; /* sockets passed in at exec (systemd, or SIGUSR2) */
     struct wsd_notify notify;
+    struct wsd_upgrade *upgrade; /* upgrade.c's state */
+    bool draining;               /* a new generation took over: serve what is open, then exit */
+    uint64_t drain_deadline_ms;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
                          uint32_t events);
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
+/* True if a handshake waits in the dispatch queue for a worker. */
+bool wsd_supervisor_dispatch_pending(void);
 
 /* terminate.c: the one ladder. SIGTERM carrying (conn id, code) + SIGCONT, then SIGKILL after
  * WSD_KILL_GRACE_MS; force goes straight to SIGKILL. Returns 0, or -ESRCH if w serves no
@@ -97,5 +105,25 @@ void wsd_certs_reload(struct supervisor *s);
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
 void wsd_control_close(struct supervisor *s);
+/* The listening socket, to pass to a new generation on SIGUSR2 (-1 if none). */
+int wsd_control_listen_fd(const struct supervisor *s);
+/* Stop listening (the new generation took the socket) but leave its path alone; wsctl
+ * requests already being answered finish. */
+void wsd_control_hand_over(struct supervisor *s);
+
+/* terminate.c: ask every idle worker to leave (busy ones ignore it). Returns how many were
+ * asked. */
+uint32_t wsd_terminate_idle(struct supervisor *s);
+
+/* upgrade.c: SIGUSR2, zero-downtime upgrade (see upgrade.c). */
+void wsd_upgrade_init(struct supervisor *s);
+void wsd_upgrade_start(struct supervisor *s);
+void wsd_upgrade_handle(struct supervisor *s, enum wsd_tag tag);
+void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms);
+/* Stopping: kill a new generation that is not ready yet. */
+void wsd_upgrade_abort(struct supervisor *s);
+void wsd_upgrade_done(struct supervisor *s);
+/* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
+void wsd_upgrade_report_ready(struct supervisor *s);
 
 #endif

@@ -129,7 +129,7 @@ static int worker_spawn(struct supervisor *s)
     return 0;
 }
 
-static bool dispatch_has_pending(void)
+bool wsd_supervisor_dispatch_pending(void)
 {
     struct pollfd p = {.fd = WSD_FD_DISPATCH, .events = POLLIN};
     return poll(&p, 1, 0) == 1;
@@ -140,7 +140,9 @@ static void pool_replenish(struct supervisor *s)
 {
     if (s->stopping || wsd_now_ms() < s->spawn_blocked_until_ms)
         return;
-    while (s->pool.idle < s->cfg->pool_min || (s->pool.idle == 0 && dispatch_has_pending())) {
+    /* Draining after an upgrade: no pool, only a worker for a handshake still queued. */
+    uint64_t want = s->draining ? 0 : s->cfg->pool_min;
+    while (s->pool.idle < want || (s->pool.idle == 0 && wsd_supervisor_dispatch_pending())) {
         int r = worker_spawn(s);
         if (r == -ENOSPC)
             return;
@@ -232,6 +234,10 @@ static void handle_acceptor_exit(struct supervisor *s)
     s->acceptor_pidfd = wsd_close(s->acceptor_pidfd);
     if (s->stopping)
         return;
+    if (s->draining) { /* it finished its handshakes: the new generation accepts now */
+        wsd_log_info("upgrade: the acceptor finished its handshakes and left");
+        return;
+    }
     char how[96];
     wsd_reap_describe(&si, how, sizeof(how));
     if (!wsd_reap_is_signaled(&si) && si.si_status == WSD_EXIT_FATAL) {
@@ -292,6 +298,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         return;
     s->stopping = true;
     wsd_notify_stopping();
+    wsd_upgrade_abort(s);
     s->stop_deadline_ms = wsd_now_ms() + s->cfg->shutdown_grace_ms;
     wsd_log_notice("%s: stopping; %u connections get close 1001, SIGKILL after %" PRIu64 " ms",
                    why, s->pool.busy, s->cfg->shutdown_grace_ms);
@@ -312,6 +319,9 @@ static void handle_signal(struct supervisor *s)
             break;
         case SIGINT:
             wsd_supervisor_begin_stop(s, "SIGINT");
+            break;
+        case SIGUSR2:
+            wsd_upgrade_start(s);
             break;
         case SIGHUP:
             wsd_notify_reloading();
@@ -343,6 +353,7 @@ static void handle_tick(struct supervisor *s)
         acceptor_start(s);
     wsd_terminate_escalate(s, now);
     wsd_notify_watchdog(&s->notify, now);
+    wsd_upgrade_tick(s, now);
     if (!s->stopping)
         wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
     if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
@@ -388,6 +399,10 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
         wsd_control_handle(s, tag, slot, events);
+        break;
+    case WSD_TAG_UPGRADE_CHILD:
+    case WSD_TAG_UPGRADE_READY:
+        wsd_upgrade_handle(s, tag);
         break;
     }
 }
@@ -585,6 +600,7 @@ static void announce_ready(struct supervisor *s)
 {
     wsd_notify_ready(&s->notify, s->pool.busy, s->pool.idle);
     wsd_log_info("ready: %u idle workers", s->pool.idle);
+    wsd_upgrade_report_ready(s);
 }
 
 static bool finished(const struct supervisor *s)
@@ -623,6 +639,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     }
     if (wsd_certs_load(&s) < 0)
         return WSD_EXIT_CONFIG;
+    wsd_upgrade_init(&s);
     int r = setup(&s);
     if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
@@ -643,13 +660,17 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch();
         pool_replenish(&s);
-        if (!s.notify.ready && !s.stopping && s.acceptor_pidfd >= 0 &&
+        if (s.draining && !s.stopping && s.acceptor_pidfd < 0 && s.pool.busy == 0 &&
+            !wsd_supervisor_dispatch_pending())
+            wsd_supervisor_begin_stop(&s, "upgrade: every connection ended");
+        if (!s.notify.ready && !s.stopping && !s.draining && s.acceptor_pidfd >= 0 &&
             s.pool.idle >= s.cfg->pool_min)
             announce_ready(&s);
     }
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
     wsd_control_close(&s);
+    wsd_upgrade_done(&s);
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;
