@@ -46,17 +46,15 @@ int wsd_certs_load(struct supervisor *s)
     return -1;
 }
 
-void wsd_certs_reload(struct supervisor *s)
+int wsd_certs_reload(struct supervisor *s)
 {
-    if (!s->tls) {
-        wsd_log_notice("SIGHUP: no TLS listener, nothing to reload");
-        return;
-    }
+    if (!s->tls)
+        return 0; /* no TLS listener */
     struct wsd_tls_ctx *fresh;
     char why[512];
     if (load(s->cfg, &fresh, why, sizeof(why)) < 0) {
         wsd_log_error(0, "SIGHUP: refused the new certificate: %s; keeping the old one", why);
-        return;
+        return -1;
     }
     /* Workers forked from now on get the new context; the old one lives on, copy-on-write, in
      * every worker that has it, and is freed here. */
@@ -68,4 +66,5 @@ void wsd_certs_reload(struct supervisor *s)
      * refills with workers that have the new one. */
     uint32_t recycled = wsd_terminate_idle(s);
     wsd_log_notice("SIGHUP: new TLS certificate %s; recycling %u idle workers", desc, recycled);
+    return 0;
 }

@@ -10,12 +10,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/config.h"
 #include "core/iptable.h"
 #include "supervisor/activation.h"
 #include "supervisor/notify.h"
 #include "supervisor/pool.h"
 
-struct wsd_config;
 struct wsd_shared;
 struct wsd_control;
 struct wsd_upgrade;
@@ -44,7 +44,8 @@ struct wsd_totals {
 };
 
 struct supervisor {
-    const struct wsd_config *cfg;
+    const struct wsd_config *cfg; /* = &config */
+    struct wsd_config config;     /* changed only by SIGHUP (reload.c) */
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
@@ -99,7 +100,10 @@ void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
  * (a bad new one is refused and the old one stays), and recycle the idle pool so new
  * connections get the new certificate. */
 int wsd_certs_load(struct supervisor *s);
-void wsd_certs_reload(struct supervisor *s);
+int wsd_certs_reload(struct supervisor *s); /* 0, or -1 if a new certificate was refused */
+
+/* reload.c: SIGHUP. */
+void wsd_reload(struct supervisor *s);
 
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);

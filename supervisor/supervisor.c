@@ -324,9 +324,7 @@ static void handle_signal(struct supervisor *s)
             wsd_upgrade_start(s);
             break;
         case SIGHUP:
-            wsd_notify_reloading();
-            wsd_certs_reload(s);
-            wsd_notify_reloaded();
+            wsd_reload(s);
             break;
         default:
             wsd_log_notice("signal %u has no action yet, ignoring", si.ssi_signo);
@@ -611,13 +609,14 @@ static bool finished(const struct supervisor *s)
 int wsd_supervisor_run(const struct wsd_config *cfg)
 {
     struct supervisor s = {
-        .cfg = cfg,
+        .config = *cfg,
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1,
         .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1},
     };
+    s.cfg = &s.config;
     sigset_t mask;
     sigfillset(&mask);
     sigdelset(&mask, SIGSEGV);

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from wsdtest import (SLOW, WSD_BIN, Fail, NotifySocket, Wsd, case, check, echo_once, fd_count,
+from wsdtest import (SLOW, WSD_BIN, Fail, NotifySocket, Wsd, case, check, echo_once,
                      marked_pids, proc_status, run, wait_until, ws_connect)
 
 WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
@@ -107,8 +107,7 @@ def adopt(w, new_pid):
               f"the new generation {new_pid} (old was {old})")
     w.wait_idle()
     w.fd_baseline = w.fd_count()
-    acc = w.acceptor()
-    w.acceptor_at_start, w.acceptor_fd_baseline = acc, fd_count(acc) if acc else None
+    w.baseline_acceptor()
 
 
 def wsctl(w, *args):

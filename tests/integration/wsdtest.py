@@ -445,13 +445,21 @@ class Wsd:
             if self.wait_pool_at_start:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
-            acc = self.acceptor()
-            self.acceptor_at_start = acc
-            self.acceptor_fd_baseline = fd_count(acc) if acc else None
+            self.baseline_acceptor()
         except BaseException:
             self.kill()
             raise
         return self
+
+    def baseline_acceptor(self):
+        """Note the acceptor and its fd count once it is set up (its io_uring ring exists: the
+        pool can be warm before that, and a count taken earlier would be one short)."""
+        acc = self.acceptor()
+        if acc:
+            wait_until(lambda: "io_uring" in self._fd_list(acc) or not pid_alive(acc),
+                       START_TIMEOUT, f"the acceptor pid {acc} to set up its ring")
+        self.acceptor_at_start = acc
+        self.acceptor_fd_baseline = fd_count(acc) if acc else None
 
     def _listening(self):
         if self.proc.poll() is not None:
