@@ -380,6 +380,19 @@ const char *wsd_config_runtime_dir(void)
     return d && d[0] == '/' ? d : "/run";
 }
 
+int wsd_config_describe(size_t i, struct wsd_config_doc *ret)
+{
+    if (i >= CONFIG_COUNT)
+        return -EINVAL;
+    const struct config_var *v = &config_vars[i];
+    ret->name = v->name;
+    ret->def = v->def;
+    ret->help = v->help;
+    ret->runtime = v->runtime;
+    describe_allowed(v, ret->allowed, sizeof(ret->allowed));
+    return 0;
+}
+
 void wsd_config_print_help(FILE *out)
 {
     fprintf(out, "Environment variables (all optional):\n");

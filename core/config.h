@@ -69,6 +69,16 @@ const char *wsd_config_runtime_dir(void);
 /* Print every variable with its default, range and meaning (wsd --help). */
 void wsd_config_print_help(FILE *out);
 
+/* One variable's documentation, for the man page (wsd --help-man). */
+struct wsd_config_doc {
+    const char *name, *def, *help;
+    bool runtime;       /* SIGHUP applies a new value */
+    char allowed[256];  /* "an integer from 0 to 1000", "one of: on off", ... */
+};
+
+/* Fill *ret for the i-th variable. Returns 0, or -EINVAL past the end of the table. */
+int wsd_config_describe(size_t i, struct wsd_config_doc *ret);
+
 /* The number of variables in the table, and the i-th name (for tests and docs). */
 size_t wsd_config_count(void);
 const char *wsd_config_name(size_t i);
