@@ -24,11 +24,13 @@ static void format_status(char *out, size_t cap, uint32_t open, uint32_t idle)
     snprintf(out, cap, "STATUS=%u connections open, %u idle workers", open, idle);
 }
 
-void wsd_notify_ready(struct wsd_notify *n, uint32_t open, uint32_t idle)
+void wsd_notify_ready(struct wsd_notify *n, uint32_t open, uint32_t idle, bool announce)
 {
+    n->ready = true;
+    if (!announce)
+        return; /* the first wsd_notify_status() sends the status */
     format_status(n->status, sizeof(n->status), open, idle);
     (void)sd_notifyf(0, "READY=1\n%s", n->status);
-    n->ready = true;
 }
 
 void wsd_notify_status(struct wsd_notify *n, uint32_t open, uint32_t idle)

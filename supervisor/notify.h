@@ -19,8 +19,10 @@ struct wsd_notify {
 /* Read WATCHDOG_USEC/WATCHDOG_PID (through sd_watchdog_enabled). */
 void wsd_notify_init(struct wsd_notify *n);
 
-/* READY=1 with the first STATUS=. */
-void wsd_notify_ready(struct wsd_notify *n, uint32_t open, uint32_t idle);
+/* READY=1 with the first STATUS=. A generation started by SIGUSR2 passes announce false: the
+ * service is up already, and systemd takes its messages only once the old generation has
+ * handed MAINPID= over; it sends STATUS= from then on. */
+void wsd_notify_ready(struct wsd_notify *n, uint32_t open, uint32_t idle, bool announce);
 
 /* STATUS= with the open connections, sent only when it changed. */
 void wsd_notify_status(struct wsd_notify *n, uint32_t open, uint32_t idle);

@@ -596,7 +596,7 @@ static int setup(struct supervisor *s)
 /* The pool is warm and the acceptor runs: tell the service manager. */
 static void announce_ready(struct supervisor *s)
 {
-    wsd_notify_ready(&s->notify, s->pool.busy, s->pool.idle);
+    wsd_notify_ready(&s->notify, s->pool.busy, s->pool.idle, s->inherited.upgrade < 0);
     wsd_log_info("ready: %u idle workers", s->pool.idle);
     wsd_upgrade_report_ready(s);
 }

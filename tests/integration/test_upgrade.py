@@ -182,7 +182,9 @@ async def upgrade_under_load():
         new_pid = await asyncio.get_running_loop().run_in_executor(None, new_generation, w)
         check(os.readlink(f"/proc/{new_pid}/exe") == b.path,
               f"the new generation runs {os.readlink(f'/proc/{new_pid}/exe')}, not {b.path}")
-        ns.wait_for("MAINPID", value=str(new_pid))
+        m = ns.wait_for("MAINPID", value=str(new_pid))
+        check(m.get("_PID") == str(old_pid), f"MAINPID= came from pid {m.get('_PID')}, not the "
+              f"old generation {old_pid}")
         # the old one drains: its connections still echo; new ones reach the new generation
         await asyncio.sleep(0.5)
         rc, out, err = wsctl(w, "stats")
@@ -203,6 +205,13 @@ async def upgrade_under_load():
               flush=True)
         adopt(w, new_pid)
         check(proc_status(old_pid) is None, f"the old wsd pid {old_pid} is still there")
+        # systemd takes the new one's messages once MAINPID is moved: STATUS, but no second READY
+        def from_new():
+            return [m for m in ns.messages() if m.get("_PID") == str(new_pid)]
+        wait_until(lambda: any("STATUS" in m for m in from_new()), 3 * SLOW,
+                   "a STATUS= from the new generation")
+        check(not any("READY" in m for m in from_new()),
+              f"the new generation sent READY=1: {from_new()}")
         echo_once(w)
         rc, out, err = wsctl(w, "stats")
         check(rc == 0 and "open: 0" in out, f"wsctl after the upgrade: {rc} {out} {err}")

@@ -328,24 +328,29 @@ def tcp_listener(host="127.0.0.1", backlog=128):
 
 class NotifySocket:
     """A fake NOTIFY_SOCKET: a unix datagram socket in a temporary directory; messages() returns
-    each datagram received so far as a dict of its KEY=VALUE lines (in arrival order)."""
+    each datagram received so far as a dict of its KEY=VALUE lines (in arrival order), plus
+    "_PID", the sender's pid as the kernel stamped it (SO_PASSCRED), as systemd checks it."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="wsdnotify-")
         self.path = os.path.join(self.dir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.setblocking(False)
         self.received = []
 
     def messages(self):
         while True:
             try:
-                data = self.sock.recv(4096)
+                data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
             except BlockingIOError:
                 return self.received
-            self.received.append(dict(l.split("=", 1) for l in data.decode().splitlines()
-                                      if "=" in l))
+            m = dict(l.split("=", 1) for l in data.decode().splitlines() if "=" in l)
+            for level, kind, cred in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    m["_PID"] = str(struct.unpack("iII", cred[:12])[0])
+            self.received.append(m)
 
     def wait_for(self, key, timeout=5, value=None, after=0):
         """The first message from index `after` on that has key (with value, if given)."""
