@@ -37,7 +37,7 @@ void wsd_notify_status(struct wsd_notify *n, uint32_t open, uint32_t idle)
 {
     char now[sizeof(n->status)];
     format_status(now, sizeof(now), open, idle);
-    if (!n->ready || strcmp(now, n->status) == 0)
+    if (!n->ready || n->handed_over || strcmp(now, n->status) == 0)
         return;
     memcpy(n->status, now, sizeof(now));
     (void)sd_notify(0, n->status);
@@ -45,28 +45,32 @@ void wsd_notify_status(struct wsd_notify *n, uint32_t open, uint32_t idle)
 
 void wsd_notify_watchdog(struct wsd_notify *n, uint64_t now_ms)
 {
-    if (n->watchdog_ms == 0 || now_ms - n->last_watchdog_ms < n->watchdog_ms)
+    if (n->watchdog_ms == 0 || n->handed_over || now_ms - n->last_watchdog_ms < n->watchdog_ms)
         return;
     n->last_watchdog_ms = now_ms;
     (void)sd_notify(0, "WATCHDOG=1");
 }
 
-void wsd_notify_reloading(void)
+void wsd_notify_reloading(struct wsd_notify *n)
 {
-    (void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, wsd_now_ns() / 1000);
+    if (!n->handed_over)
+        (void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, wsd_now_ns() / 1000);
 }
 
-void wsd_notify_reloaded(void)
+void wsd_notify_reloaded(struct wsd_notify *n)
 {
-    (void)sd_notify(0, "READY=1");
+    if (!n->handed_over)
+        (void)sd_notify(0, "READY=1");
 }
 
-void wsd_notify_stopping(void)
+void wsd_notify_stopping(struct wsd_notify *n)
 {
-    (void)sd_notify(0, "STOPPING=1");
+    if (!n->handed_over)
+        (void)sd_notify(0, "STOPPING=1");
 }
 
-void wsd_notify_mainpid(pid_t pid)
+void wsd_notify_mainpid(struct wsd_notify *n, pid_t pid)
 {
     (void)sd_notifyf(0, "MAINPID=%d", (int)pid);
+    n->handed_over = true;
 }

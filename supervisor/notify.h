@@ -14,6 +14,7 @@ struct wsd_notify {
     uint64_t last_watchdog_ms;
     bool ready;                /* READY=1 sent */
     char status[128];          /* the last STATUS= sent, to send only changes */
+    bool handed_over;          /* MAINPID= names the next generation: systemd ignores us now */
 };
 
 /* Read WATCHDOG_USEC/WATCHDOG_PID (through sd_watchdog_enabled). */
@@ -32,13 +33,14 @@ void wsd_notify_watchdog(struct wsd_notify *n, uint64_t now_ms);
 
 /* RELOADING=1 with MONOTONIC_USEC=now (systemd 253's Type=notify-reload protocol); call
  * wsd_notify_reloaded() when the reload is done. */
-void wsd_notify_reloading(void);
-void wsd_notify_reloaded(void);
+void wsd_notify_reloading(struct wsd_notify *n);
+void wsd_notify_reloaded(struct wsd_notify *n);
 
 /* STOPPING=1. */
-void wsd_notify_stopping(void);
+void wsd_notify_stopping(struct wsd_notify *n);
 
-/* MAINPID=pid: after a SIGUSR2 upgrade the new generation is the service's main process. */
-void wsd_notify_mainpid(pid_t pid);
+/* MAINPID=pid: after a SIGUSR2 upgrade the new generation is the service's main process. Sends
+ * nothing more afterwards (systemd takes messages from the main process only). */
+void wsd_notify_mainpid(struct wsd_notify *n, pid_t pid);
 
 #endif

@@ -31,13 +31,13 @@ static void log_change(const char *name, const char *was, const char *now, bool 
 
 void wsd_reload(struct supervisor *s)
 {
-    wsd_notify_reloading();
+    wsd_notify_reloading(&s->notify);
     struct wsd_config next;
     struct changes c = {0};
     char why[768];
     if (wsd_config_reload(s->cfg, &next, log_change, &c, why, sizeof(why)) < 0) {
         wsd_log_error(0, "SIGHUP: refused: %s; keeping the old configuration", why);
-        wsd_notify_reloaded();
+        wsd_notify_reloaded(&s->notify);
         return;
     }
     struct wsd_config old = s->config;
@@ -53,5 +53,5 @@ void wsd_reload(struct supervisor *s)
     uint32_t recycled = c.applied ? wsd_terminate_idle(s) : 0;
     wsd_log_notice("SIGHUP: configuration reloaded: %u changed, %u need a restart; %u idle "
                    "workers recycled", c.applied, c.kept, recycled);
-    wsd_notify_reloaded();
+    wsd_notify_reloaded(&s->notify);
 }

@@ -297,7 +297,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
     if (s->stopping)
         return;
     s->stopping = true;
-    wsd_notify_stopping();
+    wsd_notify_stopping(&s->notify);
     wsd_upgrade_abort(s);
     s->stop_deadline_ms = wsd_now_ms() + s->cfg->shutdown_grace_ms;
     wsd_log_notice("%s: stopping; %u connections get close 1001, SIGKILL after %" PRIu64 " ms",

@@ -152,7 +152,7 @@ static void hand_over(struct supervisor *s)
     u->ready = true;
     s->draining = true;
     s->drain_deadline_ms = wsd_now_ms() + s->cfg->drain_timeout_ms;
-    wsd_notify_mainpid(u->pid);
+    wsd_notify_mainpid(&s->notify, u->pid);
     struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_QUIESCE};
     if (s->acceptor_pidfd >= 0 && send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT) != sizeof(m))
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
