@@ -139,7 +139,8 @@ asan: deps-test
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd \
 	    build-asan/wsctl unit
 	$(Q)BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/run.sh
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 WSD_TEST_SLOW=$${WSD_TEST_SLOW:-2} \
+	    ./tests/run.sh
 
 clean:
 	rm -rf build build-asan

@@ -68,15 +68,18 @@ static int take_one(struct wsd_inherited *ret, int fd, const char *name, FILE *e
 {
     const struct role *r = role_of(name);
     if (!r) {
-        fprintf(err_out, "wsd: invalid LISTEN_FDNAMES: fd %d is named \"%s\": expected ws, wss, "
-                         "wsd-control or wsd-upgrade (FileDescriptorName= in the .socket unit)\n",
+        fprintf(err_out,
+                "wsd: invalid LISTEN_FDNAMES: fd %d is named \"%s\": expected ws, wss, "
+                "wsd-control or wsd-upgrade (FileDescriptorName= in the .socket unit)\n",
                 fd, name);
         return -EINVAL;
     }
     int *slot = (int *)((char *)ret + r->offset);
     if (*slot >= 0) {
-        fprintf(err_out, "wsd: invalid LISTEN_FDNAMES: \"%s\" names fds %d and %d: expected one "
-                         "socket per name\n", name, *slot, fd);
+        fprintf(err_out,
+                "wsd: invalid LISTEN_FDNAMES: \"%s\" names fds %d and %d: expected one "
+                "socket per name\n",
+                name, *slot, fd);
         return -EINVAL;
     }
     if (r->is_right_kind(fd) <= 0) {
@@ -86,8 +89,8 @@ static int take_one(struct wsd_inherited *ret, int fd, const char *name, FILE *e
     }
     int lifted = fcntl(fd, F_DUPFD_CLOEXEC, LIFT_ABOVE);
     if (lifted < 0) {
-        fprintf(err_out, "wsd: fcntl(F_DUPFD_CLOEXEC) failed while taking passed fd %d: %s\n",
-                fd, strerror(errno));
+        fprintf(err_out, "wsd: fcntl(F_DUPFD_CLOEXEC) failed while taking passed fd %d: %s\n", fd,
+                strerror(errno));
         return -errno;
     }
     wsd_close(fd);
@@ -107,9 +110,10 @@ int wsd_activation_take(struct wsd_inherited *ret, FILE *err_out)
     char **names = NULL;
     int n = sd_listen_fds_with_names(1, &names);
     if (n < 0) {
-        fprintf(err_out, "wsd: invalid LISTEN_FDS=\"%s\" LISTEN_FDNAMES=\"%s\" (%s): expected N "
-                         "open fds from 3 on and N names\n", fds_value, names_value,
-                strerror(-n));
+        fprintf(err_out,
+                "wsd: invalid LISTEN_FDS=\"%s\" LISTEN_FDNAMES=\"%s\" (%s): expected N "
+                "open fds from 3 on and N names\n",
+                fds_value, names_value, strerror(-n));
         return -EINVAL;
     }
     int r = 0;
@@ -119,8 +123,10 @@ int wsd_activation_take(struct wsd_inherited *ret, FILE *err_out)
         r = take_one(&in, SD_LISTEN_FDS_START + i, name, err_out);
     }
     if (r == 0 && n > 0 && in.ws < 0 && in.wss < 0) {
-        fprintf(err_out, "wsd: invalid LISTEN_FDNAMES=\"%s\": expected a ws or wss socket among "
-                         "them\n", names_value);
+        fprintf(err_out,
+                "wsd: invalid LISTEN_FDNAMES=\"%s\": expected a ws or wss socket among "
+                "them\n",
+                names_value);
         r = -EINVAL;
     }
     for (int i = 0; names && i < n; i++)

@@ -71,7 +71,8 @@ static void tagged(FILE *out, const char *tag, const char *body)
 static void environment(FILE *out)
 {
     fputs(".SH ENVIRONMENT\n"
-          "Every variable is optional. A bad value stops startup with exit status 2.\n", out);
+          "Every variable is optional. A bad value stops startup with exit status 2.\n",
+          out);
     struct wsd_config_doc d;
     for (size_t i = 0; wsd_config_describe(i, &d) == 0; i++) {
         fputs(".TP\n.B ", out);
@@ -105,7 +106,8 @@ void wsd_manpage_print(FILE *out, const char *version)
           "creation, so ending a connection (with \\fBwsctl\\fR(1), a heartbeat or an abuse "
           "detector) never signals the wrong process. Configuration comes only from the "
           "environment and from WSD_ENV_FILE. Under systemd it runs socket\\-activated with "
-          "Type=notify (wsd.service, wsd.socket, wsd\\-tls.socket).\n", out);
+          "Type=notify (wsd.service, wsd.socket, wsd\\-tls.socket).\n",
+          out);
     environment(out);
     fputs(".SH SIGNALS\n", out);
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
@@ -121,5 +123,6 @@ void wsd_manpage_print(FILE *out, const char *version)
           "The systemd units; reload with \\fBsystemctl reload wsd\\fR, upgrade with "
           "\\fBsystemctl kill \\-\\-kill\\-whom=main \\-\\-signal=SIGUSR2 wsd\\fR.\n"
           ".SH SEE ALSO\n\\fBwsctl\\fR(1), \\fBsystemd.socket\\fR(5), "
-          "\\fBsd_notify\\fR(3)\n", out);
+          "\\fBsd_notify\\fR(3)\n",
+          out);
 }

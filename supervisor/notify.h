@@ -10,11 +10,11 @@
 #include <sys/types.h>
 
 struct wsd_notify {
-    uint64_t watchdog_ms;      /* half of WATCHDOG_USEC; 0 = no watchdog */
+    uint64_t watchdog_ms; /* half of WATCHDOG_USEC; 0 = no watchdog */
     uint64_t last_watchdog_ms;
-    bool ready;                /* READY=1 sent */
-    char status[128];          /* the last STATUS= sent, to send only changes */
-    bool handed_over;          /* MAINPID= names the next generation: systemd ignores us now */
+    bool ready;       /* READY=1 sent */
+    char status[128]; /* the last STATUS= sent, to send only changes */
+    bool handed_over; /* MAINPID= names the next generation: systemd ignores us now */
 };
 
 /* Read WATCHDOG_USEC/WATCHDOG_PID (through sd_watchdog_enabled). */

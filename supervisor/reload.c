@@ -24,8 +24,10 @@ static void log_change(const char *name, const char *was, const char *now, bool 
         wsd_log_notice("SIGHUP: %s changed from \"%s\" to \"%s\"", name, was, now);
     } else {
         c->kept++;
-        wsd_log_warn(0, "SIGHUP: %s changed from \"%s\" to \"%s\", which needs a restart (or a "
-                     "SIGUSR2 upgrade); keeping \"%s\"", name, was, now, was);
+        wsd_log_warn(0,
+                     "SIGHUP: %s changed from \"%s\" to \"%s\", which needs a restart (or a "
+                     "SIGUSR2 upgrade); keeping \"%s\"",
+                     name, was, now, was);
     }
 }
 
@@ -52,6 +54,7 @@ void wsd_reload(struct supervisor *s)
     /* Idle workers were forked with the old values: new connections get new workers. */
     uint32_t recycled = c.applied ? wsd_terminate_idle(s) : 0;
     wsd_log_notice("SIGHUP: configuration reloaded: %u changed, %u need a restart; %u idle "
-                   "workers recycled", c.applied, c.kept, recycled);
+                   "workers recycled",
+                   c.applied, c.kept, recycled);
     wsd_notify_reloaded(&s->notify);
 }

@@ -126,6 +126,8 @@ void wsd_upgrade_handle(struct supervisor *s, enum wsd_tag tag);
 void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms);
 /* Stopping: kill a new generation that is not ready yet. */
 void wsd_upgrade_abort(struct supervisor *s);
+/* True while a new generation runs that has not said READY (wsd waits to reap it). */
+bool wsd_upgrade_is_starting(const struct supervisor *s);
 void wsd_upgrade_done(struct supervisor *s);
 /* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
 void wsd_upgrade_report_ready(struct supervisor *s);

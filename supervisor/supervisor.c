@@ -603,7 +603,9 @@ static void announce_ready(struct supervisor *s)
 
 static bool finished(const struct supervisor *s)
 {
-    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0;
+    /* a new generation killed before it was ready is reaped here, not left to init */
+    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0 &&
+           !wsd_upgrade_is_starting(s);
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)

@@ -30,8 +30,8 @@ struct wsd_upgrade {
     char exe[PATH_MAX]; /* the path wsd was started from: whatever binary is there now runs */
     int pidfd;          /* the new generation, from clone3 to its exit or our exit */
     pid_t pid;
-    int ready_r;        /* read end of its wsd-upgrade pipe; -1 once read or closed */
-    bool ready;         /* it said READY: this generation is draining */
+    int ready_r; /* read end of its wsd-upgrade pipe; -1 once read or closed */
+    bool ready;  /* it said READY: this generation is draining */
     uint64_t deadline_ms;
 };
 
@@ -142,7 +142,8 @@ void wsd_upgrade_start(struct supervisor *s)
     (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_UPGRADE_CHILD, 0, EPOLLIN);
     (void)wsd_supervisor_watch(s, p[0], WSD_TAG_UPGRADE_READY, 0, EPOLLIN);
     wsd_log_notice("SIGUSR2: started new wsd pid=%d from %s; waiting up to %" PRIu64
-                   " ms for it to be ready", pid, u->exe, s->cfg->upgrade_timeout_ms);
+                   " ms for it to be ready",
+                   pid, u->exe, s->cfg->upgrade_timeout_ms);
 }
 
 /* The new generation is ready: it accepts now; this one stops accepting and drains. */
@@ -179,8 +180,7 @@ static void handle_ready_pipe(struct supervisor *s)
     if (n < 0 && errno == EAGAIN)
         return;
     close_ready_pipe(s);
-    if (n == (ssize_t)strlen(READY_WORD) && memcmp(buf, READY_WORD, (size_t)n) == 0 &&
-        !s->stopping)
+    if (n == (ssize_t)strlen(READY_WORD) && memcmp(buf, READY_WORD, (size_t)n) == 0 && !s->stopping)
         hand_over(s);
     /* EOF without READY: it is exiting; its pidfd says how, and that is logged there. */
 }
@@ -194,11 +194,15 @@ static void handle_child_exit(struct supervisor *s)
     char how[96];
     wsd_reap_describe(&si, how, sizeof(how));
     if (u->ready)
-        wsd_log_error(0, "upgrade: new wsd pid=%d %s while this one drains; nothing accepts "
-                      "connections now", u->pid, how);
+        wsd_log_error(0,
+                      "upgrade: new wsd pid=%d %s while this one drains; nothing accepts "
+                      "connections now",
+                      u->pid, how);
     else
-        wsd_log_error(0, "upgrade failed: new wsd pid=%d %s before it was ready; still serving "
-                      "here", u->pid, how);
+        wsd_log_error(0,
+                      "upgrade failed: new wsd pid=%d %s before it was ready; still serving "
+                      "here",
+                      u->pid, how);
     if (u->ready_r >= 0)
         close_ready_pipe(s);
     u->pidfd = wsd_close(u->pidfd);
@@ -228,8 +232,10 @@ void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms)
 {
     struct wsd_upgrade *u = s->upgrade;
     if (u && u->pidfd >= 0 && !u->ready && u->ready_r >= 0 && now_ms >= u->deadline_ms) {
-        wsd_log_error(0, "upgrade failed: new wsd pid=%d not ready after %" PRIu64 " ms; killing "
-                      "it, still serving here", u->pid, s->cfg->upgrade_timeout_ms);
+        wsd_log_error(0,
+                      "upgrade failed: new wsd pid=%d not ready after %" PRIu64 " ms; killing "
+                      "it, still serving here",
+                      u->pid, s->cfg->upgrade_timeout_ms);
         close_ready_pipe(s);
         (void)wsd_sys_pidfd_send_signal(u->pidfd, SIGKILL, NULL);
     }
@@ -242,6 +248,12 @@ void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms)
     /* Handshakes still in the queue need an idle worker; once none is left, idle ones go. */
     if (s->acceptor_pidfd < 0 && !wsd_supervisor_dispatch_pending())
         (void)wsd_terminate_idle(s);
+}
+
+bool wsd_upgrade_is_starting(const struct supervisor *s)
+{
+    const struct wsd_upgrade *u = s->upgrade;
+    return u && u->pidfd >= 0 && !u->ready;
 }
 
 void wsd_upgrade_done(struct supervisor *s)
@@ -263,6 +275,6 @@ void wsd_upgrade_report_ready(struct supervisor *s)
         return;
     if (write(fd, READY_WORD, strlen(READY_WORD)) != (ssize_t)strlen(READY_WORD))
         wsd_log_warn(errno, "write() failed while telling the previous wsd we are ready, "
-                     "ignoring");
+                            "ignoring");
     s->inherited.upgrade = wsd_close(fd);
 }

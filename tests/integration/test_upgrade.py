@@ -345,8 +345,12 @@ def stop_during_upgrade():
         w.send_signal(signal.SIGUSR2)
         wait_until(lambda: any("SIGUSR2: started" in l for l in w.log_lines()), 3 * SLOW,
                    "the upgrade to start")
+        child = int(re.search(r"started new wsd pid=(\d+)", w.log()).group(1))
         w.send_signal(signal.SIGTERM)
         w.proc.wait(10 * SLOW)
+        # wsd reaped it before exiting: it is not a zombie handed to this process or to init
+        check(proc_status(child) is None, f"the killed new generation {child}: "
+              f"{proc_status(child)}")
         check(any("killing new wsd pid=" in l and "was not ready yet" in l
                   for l in w.log_lines()), "the starting generation was not killed:\n"
               + w.log_tail())
