@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from wsdtest import (SLOW, WSD_BIN, Fail, NotifySocket, Wsd, case, check, echo_once,
-                     marked_pids, proc_status, run, wait_until, ws_connect)
+                     marked_pids, proc_status, run, tcp_listener, wait_until, ws_connect)
 
 WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
 # A churn or held connection waits this long for its handshake or echo: not a latency bound (the
@@ -334,6 +334,33 @@ def failed_upgrades():
         if not w.stopped:  # whichever generation is left, found by the instance's marker
             w.kill()
         b.close()
+
+
+@case("socket-activated with a watchdog: after SIGUSR2 the new generation feeds WATCHDOG=1 "
+      "and serves the passed socket")
+def upgrade_socket_activated_watchdog():
+    with NotifySocket() as ns, tcp_listener() as ls:
+        # WATCHDOG_PID names the first wsd, as systemd sets it for the main process
+        w = Wsd(listen_fds=[(ls.fileno(), "ws")],
+                env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "400000"}).start()
+        try:
+            old_pid = w.pid
+            ns.wait_for("WATCHDOG")
+            w.send_signal(signal.SIGUSR2)
+            new_pid = new_generation(w)
+            wait_exit(w, 10)
+            adopt(w, new_pid)
+            check(w.port == ls.getsockname()[1], "")
+            wait_until(lambda: sum("WATCHDOG" in m and m.get("_PID") == str(new_pid)
+                                   for m in ns.messages()) >= 2, 3 * SLOW,
+                       "two WATCHDOG=1 from the new generation")
+            check(all(m.get("_PID") in (str(old_pid), str(new_pid)) for m in ns.messages()),
+                  f"a notification from another process: {ns.messages()}")
+            echo_once(w)
+            w.stop()
+        finally:
+            if not w.stopped:
+                w.kill()
 
 
 @case("SIGTERM while the new generation starts: both stop, nothing is left")

@@ -313,7 +313,10 @@ def with_listen_fds(argv, env, fds, listen_pid="$$"):
             os.dup2(fd, 3 + i)  # dup2 leaves the copy inheritable
             os.close(fd)
 
-    shell = f'LISTEN_PID={listen_pid}; export LISTEN_PID; exec "$0" "$@"'
+    # with WATCHDOG_USEC, systemd also names the main pid in WATCHDOG_PID (unless a test set one)
+    shell = (f'LISTEN_PID={listen_pid}; export LISTEN_PID; '
+             'if [ -n "$WATCHDOG_USEC" ] && [ -z "$WATCHDOG_PID" ]; then '
+             'WATCHDOG_PID=$$; export WATCHDOG_PID; fi; exec "$0" "$@"')
     return ["/bin/sh", "-c", shell] + argv, {"preexec_fn": place, "close_fds": False}
 
 
