@@ -18,6 +18,7 @@ enum config_type {
     CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
     CONFIG_PATH,  /* an absolute path that fits a unix socket address, or empty */
     CONFIG_FILE,  /* a file path (checked when it is used), or empty */
+    CONFIG_SECRET, /* the admin token: stored as its SHA-256, never echoed in an error */
 };
 
 struct config_var {
@@ -35,6 +36,10 @@ static const char *const log_levels[] = {"error", "warn", "notice", "info", "deb
 static const char *const handlers[] = {"echo", "test-stubborn", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const on_off[] = {"off", "on", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+
+#define SECRET_MIN 16
+#define SECRET_MAX 256
 
 #define FIELD(f) offsetof(struct wsd_config, f)
 #define RUNTIME true /* SIGHUP applies it */
@@ -102,6 +107,14 @@ static const struct config_var config_vars[] = {
      "environment", RESTART},
     {"WSD_LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, log_levels, FIELD(log_level),
      "error, warn, notice, info (one line per connection open and close) or debug", RUNTIME},
+    {"WSD_LOG_FORMAT", CONFIG_ENUM, "text", 0, 0, log_formats, FIELD(log_format),
+     "text: key=value lines; json: one JSON object per line, same fields", RESTART},
+    {"WSD_METRICS_LISTEN", CONFIG_ADDR, "", 0, 0, NULL, FIELD(metrics_listen),
+     "address for Prometheus /metrics and the live dashboard (HTTP); empty = none", RESTART},
+    {"WSD_ADMIN_TOKEN", CONFIG_SECRET, "", SECRET_MIN, SECRET_MAX, NULL,
+     FIELD(admin_token_sha256),
+     "bearer token that lets the dashboard end connections; empty = the dashboard is read-only",
+     RESTART},
 };
 
 #define CONFIG_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
@@ -161,6 +174,11 @@ static void describe_allowed(const struct config_var *v, char *out, size_t cap)
     case CONFIG_PATH:
         snprintf(out, cap, "an absolute path of at most 107 bytes, or empty");
         break;
+    case CONFIG_SECRET:
+        snprintf(out, cap, "empty, or %" PRIu64 " to %" PRIu64 " characters of A-Z a-z 0-9 "
+                           "- . _ ~ + / (then = padding only)",
+                 v->min, v->max);
+        break;
     }
 }
 
@@ -189,6 +207,16 @@ static bool parse_value(const struct config_var *v, const char *s, struct wsd_co
             return false;
         strcpy(field, s);
         return true;
+    case CONFIG_SECRET: {
+        size_t n = strlen(s);
+        if (n == 0)
+            return true;
+        if (n < v->min || n > v->max || !wsd_secret_is_token(s, n))
+            return false;
+        wsd_secret_hash(s, n, field);
+        cfg->admin_token_set = 1;
+        return true;
+    }
     }
     return false;
 }
@@ -285,23 +313,32 @@ static int load(struct wsd_config *ret, char *why, size_t why_cap)
     static char file_buf[ENV_FILE_MAX + 1]; /* values[] point into it until load returns */
     size_t ef = 0; /* WSD_ENV_FILE is in the table: find_var sets it */
     find_var("WSD_ENV_FILE", &ef);
-    if (values[ef][0] &&
-        values_from_file(values[ef], file_buf, sizeof(file_buf), values, from_env, why,
-                         why_cap) < 0)
-        return -EINVAL;
+    int r = 0;
+    if (values[ef][0])
+        r = values_from_file(values[ef], file_buf, sizeof(file_buf), values, from_env, why,
+                             why_cap);
     struct wsd_config cfg = {0};
-    for (size_t i = 0; i < CONFIG_COUNT; i++) {
+    for (size_t i = 0; i < CONFIG_COUNT && r == 0; i++) {
         const struct config_var *v = &config_vars[i];
         if (!parse_value(v, values[i], &cfg)) {
             char allowed[256];
             describe_allowed(v, allowed, sizeof(allowed));
-            snprintf(why, why_cap, "invalid %s=\"%s\"%s: expected %s", v->name, values[i],
-                     from_env[i] ? "" : " (built-in default)", allowed);
-            return -EINVAL;
+            if (v->type == CONFIG_SECRET) /* a secret is never printed, even a wrong one */
+                snprintf(why, why_cap, "invalid %s (%zu bytes, value not shown): expected %s",
+                         v->name, strlen(values[i]), allowed);
+            else
+                snprintf(why, why_cap, "invalid %s=\"%s\"%s: expected %s", v->name, values[i],
+                         from_env[i] ? "" : " (built-in default)", allowed);
+            r = -EINVAL;
         }
     }
-    *ret = cfg;
-    return 0;
+    /* The file may hold WSD_ADMIN_TOKEN: no copy of its text stays in memory that every
+     * worker forked later would inherit. */
+    explicit_bzero(file_buf, sizeof(file_buf));
+    if (r == 0)
+        *ret = cfg;
+    explicit_bzero(&cfg, sizeof(cfg));
+    return r;
 }
 
 int wsd_config_load(struct wsd_config *ret, FILE *err_out)
@@ -325,6 +362,9 @@ static void format_value(const struct config_var *v, const struct wsd_config *cf
     case CONFIG_ENUM:
         snprintf(out, cap, "%s", v->choices[*(const uint64_t *)field]);
         break;
+    case CONFIG_SECRET: /* never the token, nor its hash */
+        snprintf(out, cap, "%s", cfg->admin_token_set ? "(set)" : "(empty)");
+        break;
     default:
         snprintf(out, cap, "%s", (const char *)field);
         break;
@@ -343,6 +383,8 @@ static size_t field_size(const struct config_var *v)
         return sizeof(((struct wsd_config *)0)->control_socket);
     case CONFIG_FILE:
         return sizeof(((struct wsd_config *)0)->tls_cert);
+    case CONFIG_SECRET:
+        return sizeof(((struct wsd_config *)0)->admin_token_sha256);
     }
     return 0;
 }
@@ -359,13 +401,20 @@ int wsd_config_reload(const struct wsd_config *cur, struct wsd_config *ret,
         char was[256], now[256];
         format_value(v, cur, was, sizeof(was));
         format_value(v, &fresh, now, sizeof(now));
-        if (strcmp(was, now) == 0)
+        bool changed = strcmp(was, now) != 0;
+        if (v->type == CONFIG_SECRET && !changed) { /* both set: compare what is kept */
+            changed = memcmp((const char *)cur + v->offset, (const char *)&fresh + v->offset,
+                             field_size(v)) != 0;
+            snprintf(now, sizeof(now), "(another token)");
+        }
+        if (!changed)
             continue;
         if (v->runtime)
             memcpy((char *)&next + v->offset, (const char *)&fresh + v->offset, field_size(v));
         report(v->name, was, now, v->runtime, userdata);
     }
     *ret = next;
+    explicit_bzero(&fresh, sizeof(fresh));
     return 0;
 }
 

@@ -44,6 +44,8 @@ static const struct role roles[] = {
     {"wsd-control", offsetof(struct wsd_inherited, control), is_unix_listener,
      "a listening unix stream socket"},
     {"wsd-upgrade", offsetof(struct wsd_inherited, upgrade), is_fifo, "a pipe"},
+    {"wsd-metrics", offsetof(struct wsd_inherited, metrics), is_tcp_listener,
+     "a listening TCP socket"},
 };
 
 #define ROLE_COUNT (sizeof(roles) / sizeof(roles[0]))
@@ -70,7 +72,8 @@ static int take_one(struct wsd_inherited *ret, int fd, const char *name, FILE *e
     if (!r) {
         fprintf(err_out,
                 "wsd: invalid LISTEN_FDNAMES: fd %d is named \"%s\": expected ws, wss, "
-                "wsd-control or wsd-upgrade (FileDescriptorName= in the .socket unit)\n",
+                "wsd-control, wsd-upgrade or wsd-metrics (FileDescriptorName= in the .socket "
+                "unit)\n",
                 fd, name);
         return -EINVAL;
     }
@@ -103,7 +106,7 @@ static int take_one(struct wsd_inherited *ret, int fd, const char *name, FILE *e
 
 int wsd_activation_take(struct wsd_inherited *ret, FILE *err_out)
 {
-    struct wsd_inherited in = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1};
+    struct wsd_inherited in = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1, .metrics = -1};
     char fds_value[64], names_value[256];
     snprintf(fds_value, sizeof(fds_value), "%s", env_or_unset("LISTEN_FDS"));
     snprintf(names_value, sizeof(names_value), "%s", env_or_unset("LISTEN_FDNAMES"));
@@ -133,8 +136,8 @@ int wsd_activation_take(struct wsd_inherited *ret, FILE *err_out)
         free(names[i]);
     free(names);
     if (r < 0) {
-        int *all[] = {&in.ws, &in.wss, &in.control, &in.upgrade};
-        for (size_t i = 0; i < 4; i++)
+        int *all[] = {&in.ws, &in.wss, &in.control, &in.upgrade, &in.metrics};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
             *all[i] = wsd_close(*all[i]);
         return r;
     }

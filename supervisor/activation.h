@@ -14,6 +14,7 @@ struct wsd_inherited {
     int wss;     /* "wss": a listening TCP socket for wss:// */
     int control; /* "wsd-control": wsctl's listening unix socket (SIGUSR2 upgrade) */
     int upgrade; /* "wsd-upgrade": the pipe on which to tell the old generation we are ready */
+    int metrics; /* "wsd-metrics": the WSD_METRICS_LISTEN socket (SIGUSR2 upgrade) */
 };
 
 /* Take every passed fd: check it is what its name says, move it above the fds wsd keeps at

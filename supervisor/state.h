@@ -14,6 +14,7 @@
 #include "core/iptable.h"
 #include "supervisor/activation.h"
 #include "supervisor/notify.h"
+#include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
 struct wsd_shared;
@@ -32,6 +33,14 @@ enum wsd_tag {
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
     WSD_TAG_UPGRADE_CHILD,  /* SIGUSR2: the new generation's pidfd */
     WSD_TAG_UPGRADE_READY,  /* SIGUSR2: the pipe on which it says it is ready */
+    WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
+};
+
+/* The wsd-metrics process (metrics_child.c); listen_fd < 0 without WSD_METRICS_LISTEN. */
+struct wsd_metrics_child {
+    int listen_fd, pidfd;
+    pid_t pid;
+    uint64_t started_ms, restart_at_ms;
 };
 
 struct wsd_totals {
@@ -69,6 +78,8 @@ struct supervisor {
     struct wsd_upgrade *upgrade; /* upgrade.c's state */
     bool draining;               /* a new generation took over: serve what is open, then exit */
     uint64_t drain_deadline_ms;
+    struct wsd_metrics metrics;
+    struct wsd_metrics_child metrics_child;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
@@ -105,6 +116,15 @@ int wsd_certs_reload(struct supervisor *s); /* 0, or -1 if a new certificate was
 /* reload.c: SIGHUP. */
 void wsd_reload(struct supervisor *s);
 
+/* metrics_child.c: open WSD_METRICS_LISTEN at startup (logging where; 0 or -errno), start
+ * the wsd-metrics process, reap and restart it, and signal it when wsd stops (SIGTERM also
+ * closes the listener). */
+int wsd_metrics_child_open(struct supervisor *s);
+void wsd_metrics_child_start(struct supervisor *s);
+void wsd_metrics_child_exited(struct supervisor *s);
+void wsd_metrics_child_tick(struct supervisor *s, uint64_t now_ms);
+void wsd_metrics_child_stop(struct supervisor *s, int sig);
+
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
@@ -131,5 +151,8 @@ bool wsd_upgrade_is_starting(const struct supervisor *s);
 void wsd_upgrade_done(struct supervisor *s);
 /* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
 void wsd_upgrade_report_ready(struct supervisor *s);
+/* Serve the wsd-metrics process on fd (one end of a stream socketpair; control.c owns it from
+ * now on and closes it on EOF or when another is adopted). Returns 0 or -errno. */
+int wsd_control_adopt(struct supervisor *s, int fd);
 
 #endif

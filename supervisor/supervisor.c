@@ -114,7 +114,9 @@ static int worker_spawn(struct supervisor *s)
         .tls = s->tls,
     };
     int pidfd;
+    uint64_t t0 = wsd_now_ns();
     pid_t pid = wsd_spawn_worker(wsd_worker_main, &args, &pidfd);
+    wsd_histogram_observe(&s->metrics.spawn, (double)(wsd_now_ns() - t0) / 1e9);
     if (pid < 0) {
         wsd_pool_slot_release(&s->pool, w);
         return pid;
@@ -167,12 +169,16 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         w->peer = m->peer;
         memcpy(w->path, m->path, sizeof(w->path));
         w->path[sizeof(w->path) - 1] = '\0';
+        w->counted = (struct wsd_traffic){0};
         w->served++;
         s->idle_failures = 0;
         break;
     case WSD_REPORT_DONE:
-        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id)
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            struct wsd_traffic t = {m->in_msgs, m->in_bytes, m->out_msgs, m->out_bytes};
+            wsd_metrics_fold(&s->metrics, w, &t);
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+        }
         break;
     case WSD_REPORT_VERDICT:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
@@ -306,6 +312,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
+    wsd_metrics_child_stop(s, SIGTERM);
     stop_all_workers(s);
 }
 
@@ -345,10 +352,12 @@ static void handle_tick(struct supervisor *s)
         kill_all_workers(s);
         if (s->acceptor_pidfd >= 0)
             (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGKILL, NULL);
+        wsd_metrics_child_stop(s, SIGKILL);
     }
     if (!s->stopping && s->acceptor_pidfd < 0 && s->acceptor_restart_at_ms &&
         now >= s->acceptor_restart_at_ms)
         acceptor_start(s);
+    wsd_metrics_child_tick(s, now);
     wsd_terminate_escalate(s, now);
     wsd_notify_watchdog(&s->notify, now);
     wsd_upgrade_tick(s, now);
@@ -393,6 +402,9 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         break;
     case WSD_TAG_ACCEPTOR_CTL:
         handle_acceptor_ctl(s);
+        break;
+    case WSD_TAG_METRICS:
+        wsd_metrics_child_exited(s);
         break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
@@ -588,6 +600,8 @@ static int setup(struct supervisor *s)
         return r;
     char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
     r = setup_listeners(s, addr, tls_addr);
+    if (r == 0)
+        r = wsd_metrics_child_open(s);
     if (r < 0)
         return r;
     return wsd_control_open(s, addr[0] ? addr : tls_addr);
@@ -604,8 +618,8 @@ static void announce_ready(struct supervisor *s)
 static bool finished(const struct supervisor *s)
 {
     /* a new generation killed before it was ready is reaped here, not left to init */
-    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0 &&
-           !wsd_upgrade_is_starting(s);
+    return s->stopping && s->acceptor_pidfd < 0 && s->metrics_child.pidfd < 0 &&
+           wsd_pool_live(&s->pool) == 0 && !wsd_upgrade_is_starting(s);
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
@@ -616,9 +630,11 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1,
-        .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1},
+        .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1, .metrics = -1},
+        .metrics_child = {.listen_fd = -1, .pidfd = -1},
     };
     s.cfg = &s.config;
+    wsd_metrics_init(&s.metrics);
     sigset_t mask;
     sigfillset(&mask);
     sigdelset(&mask, SIGSEGV);
@@ -642,10 +658,18 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         return WSD_EXIT_CONFIG;
     wsd_upgrade_init(&s);
     int r = setup(&s);
+    if (r < 0) {
+        wsd_metrics_child_stop(&s, SIGTERM);
+        wsd_upgrade_done(&s);
+        wsd_control_close(&s);
+        wsd_pool_done(&s.pool);
+        wsd_iptable_done(&s.abuse);
+    }
     if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
     acceptor_start(&s);
+    wsd_metrics_child_start(&s);
     pool_replenish(&s);
     while (!finished(&s)) {
         struct epoll_event evs[64];
@@ -672,6 +696,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
                    s.shared->handed_off, s.pool.spawned_total);
     wsd_control_close(&s);
     wsd_upgrade_done(&s);
+    wsd_metrics_child_stop(&s, SIGTERM); /* closes the listener when wsd never got to stop */
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;

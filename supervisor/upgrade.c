@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* SIGUSR2, a zero-downtime upgrade as nginx does it: start the wsd binary now on disk with this
  * generation's listening sockets and control socket passed the way systemd passes them
- * (LISTEN_FDS, names ws, wss, wsd-control) plus a pipe (wsd-upgrade) on which the new one says
- * READY once its pool is warm. Then this generation stops accepting, lets its connections run
- * until they end or WSD_DRAIN_TIMEOUT_MS passes (then 1001), and exits. If the new one exits,
+ * (LISTEN_FDS, names ws, wss, wsd-control, wsd-metrics) plus a pipe (wsd-upgrade) on which the new
+ * one says READY once its pool is warm. Then this generation stops accepting, lets its connections
+ * run until they end or WSD_DRAIN_TIMEOUT_MS passes (then 1001), and exits. If the new one exits,
  * or is not ready within WSD_UPGRADE_TIMEOUT_MS (it is then killed), this one keeps serving. */
 #include "supervisor/state.h"
 
@@ -24,7 +24,7 @@
 #include "supervisor/reap.h"
 
 #define READY_WORD "READY=1\n"
-#define MAX_PASSED 4
+#define MAX_PASSED 5
 
 struct wsd_upgrade {
     char exe[PATH_MAX]; /* the path wsd was started from: whatever binary is there now runs */
@@ -123,6 +123,7 @@ void wsd_upgrade_start(struct supervisor *s)
     add(&h, s->listen_fd, "ws");
     add(&h, s->tls_listen_fd, "wss");
     add(&h, wsd_control_listen_fd(s), "wsd-control");
+    add(&h, s->metrics_child.listen_fd, "wsd-metrics");
     add(&h, p[1], "wsd-upgrade");
     int pidfd;
     pid_t pid = wsd_sys_clone3_pidfd(0, &pidfd);
@@ -160,6 +161,7 @@ static void hand_over(struct supervisor *s)
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
     wsd_control_hand_over(s);
+    wsd_metrics_child_stop(s, SIGTERM); /* the new generation serves metrics on the socket now */
     wsd_log_notice("upgrade: new wsd pid=%d is ready and accepting; this wsd (pid %d) stopped "
                    "accepting and drains %u connections for up to %" PRIu64 " ms",
                    u->pid, s->self, s->pool.busy, s->cfg->drain_timeout_ms);
