@@ -363,6 +363,59 @@ def upgrade_socket_activated_watchdog():
                 w.kill()
 
 
+@case("WSD_METRICS_LISTEN moves to the new generation: /metrics answers on the same port "
+      "throughout")
+def metrics_listener_moves():
+    import http.client
+    import threading
+
+    def scrape(port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5 * SLOW)
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    w = Wsd(env={"WSD_METRICS_LISTEN": "127.0.0.1:0", "WSD_POOL_MIN": "1"}).start()
+    try:
+        port = int(wait_until(lambda: re.search(r"metrics on http://127\.0\.0\.1:(\d+)/", w.log()),
+                              5 * SLOW, "the 'metrics on' line").group(1))
+        check(scrape(port)[0] == 200, "no /metrics before the upgrade")
+        stop, results = threading.Event(), []
+
+        def poll():
+            while not stop.is_set():
+                try:
+                    results.append(scrape(port)[0])
+                except OSError as e:
+                    results.append(repr(e))
+                time.sleep(0.01)
+
+        t = threading.Thread(target=poll)
+        t.start()
+        try:
+            w.send_signal(signal.SIGUSR2)
+            new_pid = new_generation(w)
+            wait_exit(w, 10)
+            adopt(w, new_pid)
+            wait_until(lambda: len(results) > 5, 5 * SLOW, "scrapes after the upgrade")
+        finally:
+            stop.set()
+            t.join(10)
+        bad = [r for r in results if r != 200]
+        check(not bad, f"{len(bad)} of {len(results)} scrapes failed across the upgrade: {bad[:5]}")
+        status, body = scrape(port)
+        check(status == 200 and b"wsd_" in body, f"/metrics from the new generation: {status}")
+        check(any("wsd-metrics" == c for _, c, _ in w.children()),
+              f"no wsd-metrics child of the new generation: {w.children()}")
+        w.stop()
+    finally:
+        if not w.stopped:
+            w.kill()
+
+
 @case("SIGTERM while the new generation starts: both stop, nothing is left")
 def stop_during_upgrade():
     b = Binary()
