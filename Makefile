@@ -5,7 +5,7 @@
 BUILD ?= build
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
-PKGS := liburing wolfssl zlib libseccomp
+PKGS := liburing wolfssl zlib libsystemd libseccomp
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
         -Wcast-align -Wwrite-strings -Wundef -Wvla -Wformat=2 -Wimplicit-fallthrough
@@ -30,8 +30,17 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 
-.PHONY: all deps deps-test run test unit asan clean fuzz bench bench-quick
-all: $(BUILD)/wsd $(BUILD)/wsctl
+# Installation directories (make install PREFIX=/usr DESTDIR=/tmp/pkg).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+MAN8DIR ?= $(PREFIX)/share/man/man8
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+
+.PHONY: all deps deps-test run test unit asan clean fuzz bench bench-quick install uninstall
+all: $(BUILD)/wsd $(BUILD)/wsctl $(BUILD)/wsd.8
 
 deps:
 	$(Q)./scripts/install-deps.sh build
@@ -62,6 +71,38 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libwsd.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 unit: $(UNIT_BIN)
+
+# wsd(8) comes from the binary's own tables: it cannot list a variable wsd does not read.
+$(BUILD)/wsd.8: $(BUILD)/wsd
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)$(BUILD)/wsd --help-man >$@.tmp && mv $@.tmp $@
+
+# The units name the installed paths; the example settings file never replaces an edited one,
+# and uninstall removes it only while it is unchanged.
+install: $(BUILD)/wsd $(BUILD)/wsctl $(BUILD)/wsd.8
+	$(Q)install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN8DIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/wsd
+	$(Q)install -m 0755 $(BUILD)/wsd $(DESTDIR)$(SBINDIR)/wsd
+	$(Q)install -m 0755 $(BUILD)/wsctl $(DESTDIR)$(BINDIR)/wsctl
+	$(Q)install -m 0644 $(BUILD)/wsd.8 $(DESTDIR)$(MAN8DIR)/wsd.8
+	$(Q)sed -e 's#/usr/local/sbin/wsd#$(SBINDIR)/wsd#' -e 's#/etc/wsd/wsd.env#$(SYSCONFDIR)/wsd/wsd.env#' \
+	    contrib/wsd.service >$(DESTDIR)$(UNITDIR)/wsd.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/wsd.service
+	$(Q)install -m 0644 contrib/wsd.socket contrib/wsd-tls.socket $(DESTDIR)$(UNITDIR)/
+	$(Q)install -m 0644 contrib/wsd.sysusers $(DESTDIR)$(SYSUSERSDIR)/wsd.conf
+	$(Q)[ -e $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env ] || \
+	    install -m 0644 contrib/wsd.env $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env
+	@echo "installed wsd in $(DESTDIR)$(SBINDIR), units in $(DESTDIR)$(UNITDIR)"
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/wsd $(DESTDIR)$(BINDIR)/wsctl $(DESTDIR)$(MAN8DIR)/wsd.8 \
+	    $(DESTDIR)$(UNITDIR)/wsd.service $(DESTDIR)$(UNITDIR)/wsd.socket \
+	    $(DESTDIR)$(UNITDIR)/wsd-tls.socket $(DESTDIR)$(SYSUSERSDIR)/wsd.conf
+	$(Q)if cmp -s contrib/wsd.env $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env ]; then \
+	    echo "kept $(DESTDIR)$(SYSCONFDIR)/wsd/wsd.env: it was edited"; fi
+	$(Q)rmdir $(DESTDIR)$(SYSCONFDIR)/wsd 2>/dev/null || true
 
 # Keep the unit tests' objects between runs.
 .SECONDARY:
@@ -98,7 +139,8 @@ asan: deps-test
 	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd \
 	    build-asan/wsctl unit
 	$(Q)BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/run.sh
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 WSD_TEST_SLOW=$${WSD_TEST_SLOW:-2} \
+	    ./tests/run.sh
 
 clean:
 	rm -rf build build-asan

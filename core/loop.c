@@ -42,6 +42,7 @@ enum op {
     OP_CTL,
     OP_SIGNAL,
     OP_TICK,
+    OP_CANCEL, /* its own completion carries nothing */
 };
 
 /* user_data: op in the top 8 bits, connection generation in the next 24, slot in the low 32. */
@@ -89,6 +90,7 @@ struct acceptor {
     bool tick_armed;
     bool accept_armed[2]; /* [0] ws://, [1] wss:// */
     bool stop;
+    bool quiescing; /* accepting no more: exit once no handshake is left */
     uint64_t live;
     struct __kernel_timespec tick_ts;
     struct wsd_iptable per_ip; /* count: live connections; until_ms: end of a ban */
@@ -472,10 +474,30 @@ static void handle_tick(struct acceptor *a)
         list_remove(a, &a->linger, slot);
         c->state = CONN_CLOSING;
     }
-    if (!a->stop)
+    if (!a->stop && !a->quiescing)
         arm_accepts(a);
     if (a->pending.head != NO_CONN || a->linger.head != NO_CONN)
         arm_tick(a);
+}
+
+/* Cancel the multishot accepts. A connection the kernel hands over before the cancel lands is
+ * still served: once accepted it is ours, not the next generation's. */
+static void quiesce(struct acceptor *a)
+{
+    a->quiescing = true;
+    for (uint32_t i = 0; i < 2; i++) {
+        if (!a->accept_armed[i])
+            continue;
+        struct io_uring_sqe *sqe = get_sqe(a);
+        io_uring_prep_cancel64(sqe, encode(OP_ACCEPT, 0, i), 0);
+        io_uring_sqe_set_data64(sqe, encode(OP_CANCEL, 0, 0));
+    }
+}
+
+static bool quiesced(const struct acceptor *a)
+{
+    return a->quiescing && !a->accept_armed[0] && !a->accept_armed[1] &&
+           a->pending.head == NO_CONN && a->linger.head == NO_CONN;
 }
 
 static void handle_ctl(struct acceptor *a, struct io_uring_cqe *cqe)
@@ -493,6 +515,8 @@ static void handle_ctl(struct acceptor *a, struct io_uring_cqe *cqe)
             e->count--;
         if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
             wsd_iptable_drop(&a->per_ip, &m->ip);
+    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_QUIESCE) {
+        quiesce(a);
     } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_BAN) {
         struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &m->ip);
         if (e)
@@ -526,6 +550,8 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
         break;
     case OP_TICK:
         handle_tick(a);
+        break;
+    case OP_CANCEL:
         break;
     }
 }
@@ -605,7 +631,7 @@ int wsd_acceptor_run(const struct wsd_acceptor_args *args)
     arm_accepts(&a);
     arm_ctl(&a);
     arm_signal(&a);
-    while (!a.stop) {
+    while (!a.stop && !quiesced(&a)) {
         r = io_uring_submit_and_wait(&a.ring, 1);
         if (r < 0 && r != -EINTR) {
             wsd_log_error(r, "io_uring_submit_and_wait() failed in the acceptor loop");

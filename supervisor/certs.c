@@ -22,11 +22,14 @@ static int load(const struct wsd_config *cfg, struct wsd_tls_ctx **ret, char *wh
 int wsd_certs_load(struct supervisor *s)
 {
     const struct wsd_config *cfg = s->cfg;
-    if (!cfg->tls_listen[0])
+    /* Passed-in sockets replace WSD_TLS_LISTEN: then a "wss" one is what asks for TLS. */
+    bool passed = wsd_activation_has_listeners(&s->inherited);
+    if (passed ? s->inherited.wss < 0 : !cfg->tls_listen[0])
         return 0;
     if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
-        fprintf(stderr, "wsd: invalid %s=\"\": expected a PEM file, since WSD_TLS_LISTEN is set\n",
-                cfg->tls_cert[0] ? "WSD_TLS_KEY" : "WSD_TLS_CERT");
+        fprintf(stderr, "wsd: invalid %s=\"\": expected a PEM file, since %s\n",
+                cfg->tls_cert[0] ? "WSD_TLS_KEY" : "WSD_TLS_CERT",
+                passed ? "a wss socket was passed in" : "WSD_TLS_LISTEN is set");
         return -1;
     }
     char why[512];
@@ -44,17 +47,15 @@ int wsd_certs_load(struct supervisor *s)
     return -1;
 }
 
-void wsd_certs_reload(struct supervisor *s)
+int wsd_certs_reload(struct supervisor *s)
 {
-    if (!s->tls) {
-        wsd_log_notice("SIGHUP: no TLS listener, nothing to reload");
-        return;
-    }
+    if (!s->tls)
+        return 0; /* no TLS listener */
     struct wsd_tls_ctx *fresh;
     char why[512];
     if (load(s->cfg, &fresh, why, sizeof(why)) < 0) {
         wsd_log_error(0, "SIGHUP: refused the new certificate: %s; keeping the old one", why);
-        return;
+        return -1;
     }
     /* Workers forked from now on get the new context; the old one lives on, copy-on-write, in
      * every worker that has it, and is freed here. */
@@ -65,14 +66,7 @@ void wsd_certs_reload(struct supervisor *s)
     wsd_tls_ctx_describe(s->tls, desc, sizeof(desc));
     /* Idle workers hold the old certificate: ask them (and only idle ones) to leave; the pool
      * refills with workers that have the new one. */
-    siginfo_t info = {.si_signo = SIGTERM, .si_code = SI_QUEUE, .si_pid = s->self};
-    info.si_value.sival_ptr = (void *)(uintptr_t)wsd_kill_value(WSD_KILL_IDLE_ONLY, 0);
-    uint32_t recycled = 0;
-    for (uint32_t i = 0; i < s->pool.cap; i++) {
-        struct wsd_worker *w = &s->pool.slots[i];
-        if (w->state == WSD_WORKER_IDLE &&
-            wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, &info) == 0)
-            recycled++;
-    }
+    uint32_t recycled = wsd_terminate_idle(s);
     wsd_log_notice("SIGHUP: new TLS certificate %s; recycling %u idle workers", desc, recycled);
+    return 0;
 }

@@ -10,13 +10,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/config.h"
 #include "core/iptable.h"
+#include "supervisor/activation.h"
+#include "supervisor/notify.h"
 #include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
-struct wsd_config;
 struct wsd_shared;
 struct wsd_control;
+struct wsd_upgrade;
 
 enum wsd_tag {
     WSD_TAG_SIGNAL = 1,
@@ -29,6 +32,8 @@ enum wsd_tag {
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
     WSD_TAG_TEMPLATE,       /* the worker template's pidfd */
+    WSD_TAG_UPGRADE_CHILD,  /* SIGUSR2: the new generation's pidfd */
+    WSD_TAG_UPGRADE_READY,  /* SIGUSR2: the pipe on which it says it is ready */
     WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
 };
 
@@ -49,7 +54,8 @@ struct wsd_totals {
 };
 
 struct supervisor {
-    const struct wsd_config *cfg;
+    const struct wsd_config *cfg; /* = &config */
+    struct wsd_config config;     /* changed only by SIGHUP (reload.c) */
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
@@ -70,6 +76,11 @@ struct supervisor {
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
     struct wsd_totals totals;
+    struct wsd_inherited inherited; /* sockets passed in at exec (systemd, or SIGUSR2) */
+    struct wsd_notify notify;
+    struct wsd_upgrade *upgrade; /* upgrade.c's state */
+    bool draining;               /* a new generation took over: serve what is open, then exit */
+    uint64_t drain_deadline_ms;
     struct wsd_metrics metrics;
     struct wsd_metrics_child metrics_child;
 };
@@ -77,6 +88,8 @@ struct supervisor {
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
                          uint32_t events);
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
+/* True if a handshake waits in the dispatch queue for a worker. */
+bool wsd_supervisor_dispatch_pending(void);
 
 /* terminate.c: the one ladder. SIGTERM carrying (conn id, code) + SIGCONT, then SIGKILL after
  * WSD_KILL_GRACE_MS; force goes straight to SIGKILL. Returns 0, or -ESRCH if w serves no
@@ -101,7 +114,10 @@ void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
  * (a bad new one is refused and the old one stays), and recycle the idle pool so new
  * connections get the new certificate. */
 int wsd_certs_load(struct supervisor *s);
-void wsd_certs_reload(struct supervisor *s);
+int wsd_certs_reload(struct supervisor *s); /* 0, or -1 if a new certificate was refused */
+
+/* reload.c: SIGHUP. */
+void wsd_reload(struct supervisor *s);
 
 /* metrics_child.c: open WSD_METRICS_LISTEN at startup (logging where; 0 or -errno), start
  * the wsd-metrics process, reap and restart it, and signal it when wsd stops (SIGTERM also
@@ -116,6 +132,28 @@ void wsd_metrics_child_stop(struct supervisor *s, int sig);
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
 void wsd_control_close(struct supervisor *s);
+/* The listening socket, to pass to a new generation on SIGUSR2 (-1 if none). */
+int wsd_control_listen_fd(const struct supervisor *s);
+/* Stop listening (the new generation took the socket) but leave its path alone; wsctl
+ * requests already being answered finish. */
+void wsd_control_hand_over(struct supervisor *s);
+
+/* terminate.c: ask every idle worker to leave (busy ones ignore it). Returns how many were
+ * asked. */
+uint32_t wsd_terminate_idle(struct supervisor *s);
+
+/* upgrade.c: SIGUSR2, zero-downtime upgrade (see upgrade.c). */
+void wsd_upgrade_init(struct supervisor *s);
+void wsd_upgrade_start(struct supervisor *s);
+void wsd_upgrade_handle(struct supervisor *s, enum wsd_tag tag);
+void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms);
+/* Stopping: kill a new generation that is not ready yet. */
+void wsd_upgrade_abort(struct supervisor *s);
+/* True while a new generation runs that has not said READY (wsd waits to reap it). */
+bool wsd_upgrade_is_starting(const struct supervisor *s);
+void wsd_upgrade_done(struct supervisor *s);
+/* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
+void wsd_upgrade_report_ready(struct supervisor *s);
 /* Serve the wsd-metrics process on fd (one end of a stream socketpair; control.c owns it from
  * now on and closes it on EOF or when another is adopted). Returns 0 or -errno. */
 int wsd_control_adopt(struct supervisor *s, int fd);

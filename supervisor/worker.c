@@ -208,7 +208,7 @@ void wsd_worker_main(void *args)
         if (watch_queue(&w, true) < 0)
             _exit(WSD_EXIT_FAILURE);
         int r = wait_for_connection(&w, &h, payload, cap, &fd);
-        if (r == -EINTR)
+        if (r == -EINTR || r == -EPIPE) /* told to leave, or wsd itself is gone */
             _exit(WSD_EXIT_OK);
         if (r < 0) {
             wsd_log_error(r, "recvmsg() failed while waiting for a connection");
