@@ -425,6 +425,8 @@ static size_t field_size(const struct config_var *v)
         return sizeof(((struct wsd_config *)0)->tls_cert);
     case CONFIG_SECRET:
         return sizeof(((struct wsd_config *)0)->admin_token_sha256);
+    case CONFIG_TEXT: /* max is the field's size */
+        return v->max;
     }
     return 0;
 }
