@@ -31,6 +31,8 @@ struct wsd_tls_ctx {
 
 struct wsd_tls {
     WOLFSSL *ssl;
+    bool up;   /* handshake done */
+    bool shut; /* close_notify sent */
 };
 
 static int check_dates(const char *cert_file, char *desc, size_t desc_cap, char *why,
@@ -101,6 +103,11 @@ int wsd_tls_ctx_load(const char *cert_file, const char *key_file, unsigned min_v
     }
     (void)wolfSSL_CTX_UseSupportedCurve(t->ctx, WOLFSSL_ECC_X25519);
     (void)wolfSSL_CTX_UseSupportedCurve(t->ctx, WOLFSSL_ECC_SECP256R1);
+    /* No resumption: a ticket key or a session cache would be a secret shared by every worker
+     * (and a cache in one worker is useless to the next connection's process anyway). */
+    (void)wolfSSL_CTX_set_session_cache_mode(t->ctx, WOLFSSL_SESS_CACHE_OFF);
+    (void)wolfSSL_CTX_NoTicketTLSv12(t->ctx);
+    (void)wolfSSL_CTX_no_ticket_TLSv13(t->ctx);
     if (wolfSSL_CTX_use_certificate_chain_file(t->ctx, cert_file) != WOLFSSL_SUCCESS) {
         snprintf(why, cap, "%s: not a usable PEM certificate chain", cert_file);
         goto fail;
@@ -177,8 +184,10 @@ static int map_error(struct wsd_tls *t, int ret)
 int wsd_tls_handshake(struct wsd_tls *t, char *why, size_t cap)
 {
     int ret = wolfSSL_accept(t->ssl);
-    if (ret == WOLFSSL_SUCCESS)
+    if (ret == WOLFSSL_SUCCESS) {
+        t->up = true;
         return 0;
+    }
     int r = map_error(t, ret);
     if (r == WSD_TLS_WANT_READ || r == WSD_TLS_WANT_WRITE)
         return r;
@@ -204,11 +213,15 @@ ssize_t wsd_tls_write(struct wsd_tls *t, const void *buf, size_t n)
 
 bool wsd_tls_has_pending(struct wsd_tls *t)
 {
-    return wolfSSL_pending(t->ssl) > 0;
+    /* Decrypted bytes, or whole records read from the socket but not yet decrypted. */
+    return wolfSSL_has_pending(t->ssl) != 0;
 }
 
 void wsd_tls_shutdown(struct wsd_tls *t)
 {
+    if (t->shut || !t->up) /* before the handshake, wolfSSL's alert was the last word */
+        return;
+    t->shut = true;
     (void)wolfSSL_shutdown(t->ssl);
 }
 

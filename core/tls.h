@@ -47,7 +47,7 @@ ssize_t wsd_tls_write(struct wsd_tls *t, const void *buf, size_t n);
 /* Decrypted bytes buffered inside wolfSSL that epoll cannot see. */
 bool wsd_tls_has_pending(struct wsd_tls *t);
 
-/* Send close_notify, without waiting for the peer's. */
+/* Send close_notify (once), without waiting for the peer's. */
 void wsd_tls_shutdown(struct wsd_tls *t);
 
 /* The negotiated version ("TLSv1.3") and ALPN protocol (or ""), for logs. */

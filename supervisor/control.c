@@ -148,9 +148,12 @@ static void cmd_stats(struct supervisor *s, struct wsd_buf *b, bool json)
         [WSD_HS_FAIL_400] = "400", [WSD_HS_FAIL_405] = "405", [WSD_HS_FAIL_408] = "408",
         [WSD_HS_FAIL_426] = "426", [WSD_HS_FAIL_429] = "429", [WSD_HS_FAIL_431] = "431",
         [WSD_HS_FAIL_503] = "503", [WSD_HS_FAIL_EOF] = "eof"};
+    /* Refusals by the acceptor, plus those a worker answered through TLS (wss://). */
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         out_printf(b, json ? ",\"handshake_failed_%s\":%" PRIu64 : "handshake_failed_%s: %" PRIu64 "\n",
-                   statuses[i], sh->hs_fail[i]);
+                   statuses[i], sh->hs_fail[i] + t->tls_refused[i]);
+    out_printf(b, json ? ",\"handshake_failed_tls\":%" PRIu64 : "handshake_failed_tls: %" PRIu64 "\n",
+               t->tls_failed);
     if (json)
         out_printf(b, "}\n");
 }

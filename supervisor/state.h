@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "core/iptable.h"
+#include "core/shared.h"
 #include "supervisor/pool.h"
 
 struct wsd_config;
@@ -36,6 +37,8 @@ struct wsd_totals {
     uint64_t closed_by_cause[WSD_CAUSE_COUNT];
     uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
     uint64_t bans;
+    uint64_t tls_failed;                       /* wss:// TLS handshakes that failed */
+    uint64_t tls_refused[WSD_HS_FAIL_COUNT];   /* bad requests answered through TLS */
 };
 
 struct supervisor {

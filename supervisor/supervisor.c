@@ -168,6 +168,23 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         w->served++;
         s->idle_failures = 0;
         break;
+    case WSD_REPORT_OPEN:
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            memcpy(w->path, m->path, sizeof(w->path));
+            w->path[sizeof(w->path) - 1] = '\0';
+        }
+        break;
+    case WSD_REPORT_REFUSED:
+        if (w->state != WSD_WORKER_BUSY || w->conn_id != m->conn_id)
+            break;
+        if (m->status == 0)
+            s->totals.tls_failed++;
+        else
+            s->totals.tls_refused[wsd_hs_fail_index(m->status)]++;
+        /* Like the acceptor's refusals: what the client did wrong counts against its IP. */
+        struct wsd_ip ip = wsd_ip_from_sockaddr(&w->peer);
+        wsd_abuse_record(s, &ip);
+        break;
     case WSD_REPORT_DONE:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id)
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
