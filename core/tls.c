@@ -2,6 +2,7 @@
 /* wolfSSL behind the small interface of tls.h: context loading with the checks an operator
  * needs (readable, PEM, key matches, dates), and a non-blocking server session. */
 #include "core/tls.h"
+#include "core/tls_key.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -117,10 +118,14 @@ int wsd_tls_ctx_load(const char *cert_file, const char *key_file, unsigned min_v
         snprintf(why, cap, "%s: not a usable PEM private key", key_file);
         goto fail;
     }
-    if (wolfSSL_CTX_check_private_key(t->ctx) != WOLFSSL_SUCCESS) {
-        snprintf(why, cap, "%s: key does not match the certificate in %s", key_file, cert_file);
-        goto fail;
+    struct wsd_tls_key *k;
+    r = wsd_tls_key_load(key_file, &k, why, cap);
+    if (r == 0) {
+        r = wsd_tls_key_check(k, key_file, cert_file, why, cap);
+        wsd_tls_key_free(k);
     }
+    if (r < 0)
+        goto fail;
     *ret = t;
     return 0;
 fail:

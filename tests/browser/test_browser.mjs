@@ -3,11 +3,13 @@
 // playwright-core) loads a page from a local HTTP server; the page opens ws://127.0.0.1:PORT/,
 // negotiates permessage-deflate (Chromium always offers it), sends text and binary messages,
 // checks the echoes, closes with 4000 "bye", and reports what it saw: the test checks
-// ws.extensions, the echoes, event.code and wasClean, and wsd's own log line.
+// ws.extensions, the echoes, event.code and wasClean, and wsd's own log line. The same page also
+// runs over wss:// against a certificate made on the spot (Chromium runs with
+// --ignore-certificate-errors: the test is about wsd's TLS, not about trusting a test CA).
 // Run: node --test --test-reporter=tap test_browser.mjs (WSD_BIN defaults to build/wsd).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,7 +26,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsd-browser-'));
 // The page: everything happens in the browser; the result is left in window.result.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wsd browser test</title>
 <script>
-function run(port) {
+function run(port, scheme) {
   return new Promise((resolve) => {
     const big = 'wsd '.repeat(5000) + '\\u00e9\\u03ba\\u{1F600}';
     const bin = new Uint8Array(10000);
@@ -32,7 +34,7 @@ function run(port) {
     const sent = ['hello', big, bin, ''];
     const got = [];
     const r = { extensions: null, echoesOk: false, errors: [] };
-    const ws = new WebSocket('ws://127.0.0.1:' + port + '/browser');
+    const ws = new WebSocket((scheme || 'ws') + '://127.0.0.1:' + port + '/browser');
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
       r.extensions = ws.extensions;
@@ -90,7 +92,7 @@ function stopWsd(s) {
   });
 }
 
-let httpServer, httpPort, context, wsdOn, wsdOff;
+let httpServer, httpPort, context, wsdOn, wsdOff, wsdTls;
 
 before(async () => {
   httpServer = http.createServer((req, res) => {
@@ -101,28 +103,35 @@ before(async () => {
   httpPort = httpServer.address().port;
   wsdOn = await startWsd('wsd-deflate', {});
   wsdOff = await startWsd('wsd-nodeflate', { WSD_DEFLATE: 'off' });
+  const key = path.join(tmp, 'key.pem'), cert = path.join(tmp, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore', timeout: 20000 });
+  wsdTls = await startWsd('wsd-tls', { WSD_TLS_LISTEN: '127.0.0.1:0', WSD_TLS_CERT: cert, WSD_TLS_KEY: key });
+  wsdTls.tlsPort = Number(fs.readFileSync(wsdTls.logPath, 'utf8').match(/listening on wss:\/\/127\.0\.0\.1:(\d+)\//)[1]);
   context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: chromiumPath,
     headless: true,
     timeout: 30000,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           '--ignore-certificate-errors'],
   });
 });
 
 after(async () => {
   if (context) await context.close();
-  const codes = [await stopWsd(wsdOn), await stopWsd(wsdOff)];
+  const codes = [await stopWsd(wsdOn), await stopWsd(wsdOff), await stopWsd(wsdTls)];
   await new Promise((r) => (httpServer ? httpServer.close(r) : r()));
   fs.rmSync(tmp, { recursive: true, force: true });
-  assert.deepEqual(codes, [0, 0], 'wsd exits 0 on SIGTERM');
+  assert.deepEqual(codes, [0, 0, 0], 'wsd exits 0 on SIGTERM');
 });
 
-async function runPage(port) {
+async function runPage(port, scheme) {
   const page = await context.newPage();
   try {
     await page.goto(`http://127.0.0.1:${httpPort}/`, { timeout: 10000 });
-    return await page.evaluate((p) => run(p), port);
+    return await page.evaluate(([p, sch]) => run(p, sch), [port, scheme]);
   } finally {
     await page.close();
   }
@@ -160,4 +169,17 @@ test('with WSD_DEFLATE=off Chromium gets no extension and the same echoes',
   assert.ok(r.echoesOk);
   assert.equal(r.code, 4000);
   assert.equal(r.wasClean, true);
+});
+
+test('over wss:// Chromium negotiates deflate through TLS, gets its echoes, closes cleanly with 4000',
+     { timeout: 30000 }, async () => {
+  const r = await runPage(wsdTls.tlsPort, 'wss');
+  assert.match(r.extensions, /^permessage-deflate/);
+  assert.equal(r.echoes, 4);
+  assert.ok(r.echoesOk, 'every echo equals what was sent');
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.code, 4000);
+  assert.equal(r.wasClean, true);
+  assert.ok(await waitForLog(wsdTls.logPath, /open conn=\d+ .*path=\/browser tls=yes/),
+            'wsd logged the open as tls=yes');
 });
