@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stddef.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -249,4 +253,123 @@ int wsd_tls_standin_der(const struct wsd_tls_pubkey *p, uint8_t *out, size_t cap
     }
     wc_FreeRng(&rng);
     return r;
+}
+
+struct sign_request {
+    uint32_t alg; /* enum wsd_tls_sign_alg */
+    int32_t hash, mgf;
+    uint32_t len;
+    uint8_t in[512]; /* a hash or a DigestInfo: far less */
+};
+
+struct sign_answer {
+    int32_t status; /* 0 or a negative code */
+    uint32_t len;
+    uint8_t sig[WSD_TLS_SIG_MAX];
+};
+
+static int send_fd(int chan, int fd)
+{
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(chan, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+int wsd_tls_key_remote_sign(int chan_fd, int timeout_ms, enum wsd_tls_sign_alg alg, int hash,
+                            int mgf, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t *out_len)
+{
+    struct sign_request q = {.alg = (uint32_t)alg, .hash = hash, .mgf = mgf,
+                             .len = (uint32_t)in_len};
+    if (in_len > sizeof(q.in))
+        return -EINVAL;
+    memcpy(q.in, in, in_len);
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        return -errno;
+    int r = send(sp[0], &q, sizeof(q), MSG_NOSIGNAL) == (ssize_t)sizeof(q) ? 0 : -errno;
+    if (r == 0)
+        r = send_fd(chan_fd, sp[1]);
+    close(sp[1]);
+    struct sign_answer a;
+    if (r == 0) {
+        struct pollfd p = {.fd = sp[0], .events = POLLIN};
+        int n = poll(&p, 1, timeout_ms);
+        ssize_t got = n == 1 ? recv(sp[0], &a, sizeof(a), MSG_DONTWAIT) : -1;
+        if (n == 0)
+            r = -ETIMEDOUT;
+        else if (got == 0)
+            r = -EPIPE;
+        else if (got < (ssize_t)offsetof(struct sign_answer, sig))
+            r = -EPROTO;
+        else if (a.status < 0)
+            r = a.status;
+        else if (a.len > *out_len || a.len > (size_t)got - offsetof(struct sign_answer, sig))
+            r = -EPROTO;
+    }
+    close(sp[0]);
+    if (r < 0)
+        return r;
+    memcpy(out, a.sig, a.len);
+    *out_len = a.len;
+    return 0;
+}
+
+int wsd_tls_key_serve_one(struct wsd_tls_key *k, int chan_fd)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    ssize_t n = recvmsg(chan_fd, &mh, MSG_CMSG_CLOEXEC);
+    if (n == 0)
+        return -EPIPE;
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    int fd = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (fd < 0)
+                fd = f;
+            else
+                close(f); /* one answer per message: extra fds are dropped */
+        }
+    }
+    if (fd < 0)
+        return 0;
+    struct sign_request q;
+    struct sign_answer a = {0};
+    /* The request was queued before the fd was passed: if it is not there, drop it. */
+    ssize_t got = recv(fd, &q, sizeof(q), MSG_DONTWAIT);
+    if (got == (ssize_t)sizeof(q) && q.len <= sizeof(q.in)) {
+        size_t len = sizeof(a.sig);
+        a.status = wsd_tls_key_sign(k, (enum wsd_tls_sign_alg)q.alg, q.hash, q.mgf, q.in, q.len,
+                                    a.sig, &len);
+        a.len = a.status == 0 ? (uint32_t)len : 0;
+        (void)send(fd, &a, offsetof(struct sign_answer, sig) + a.len,
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close(fd);
+    return 0;
 }

@@ -54,4 +54,21 @@ int wsd_tls_key_check(struct wsd_tls_key *k, const char *key_file, const char *c
  * its length or a negative code. */
 int wsd_tls_standin_der(const struct wsd_tls_pubkey *p, uint8_t *out, size_t cap);
 
+/* The signing protocol between workers and the keyholder. A worker makes a socketpair per
+ * request, writes the request into one end, passes the other end over the shared channel
+ * (SCM_RIGHTS) and reads the answer from its end: answers cannot reach the wrong worker, and
+ * a worker that never asks properly cannot stall the keyholder (the request is already queued
+ * when the fd arrives). */
+
+/* Worker side: sign through the keyholder behind chan_fd, waiting at most timeout_ms. Same
+ * results as wsd_tls_key_sign; -ETIMEDOUT, -EPIPE (keyholder gone) or -EPROTO besides. */
+int wsd_tls_key_remote_sign(int chan_fd, int timeout_ms, enum wsd_tls_sign_alg alg, int hash,
+                            int mgf, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t *out_len);
+
+/* Keyholder side: wait for one request on chan_fd and answer it. Returns 0 (answered or a
+ * malformed request dropped), -EPIPE when every worker end is closed (time to leave), or
+ * -errno. */
+int wsd_tls_key_serve_one(struct wsd_tls_key *k, int chan_fd);
+
 #endif

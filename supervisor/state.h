@@ -28,6 +28,14 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_KEYHOLDER,      /* slot = index in keyholders[] */
+};
+
+/* A keyholder generation: the current one, and older ones still serving their workers. */
+#define WSD_KEYHOLDERS_MAX 16
+struct wsd_keyholder {
+    int pidfd; /* -1: free slot */
+    pid_t pid;
 };
 
 struct wsd_totals {
@@ -46,6 +54,9 @@ struct supervisor {
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
+    struct wsd_keyholder keyholders[WSD_KEYHOLDERS_MAX];
+    int keyholder_current; /* index, or -1 */
+    bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;
@@ -86,11 +97,19 @@ void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);
 /* detect_heartbeat.c: terminate busy workers that stopped making progress. */
 void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
 
-/* certs.c: load the TLS certificate at startup (exit 2 on a bad one), reload it on SIGHUP
- * (a bad new one is refused and the old one stays), and recycle the idle pool so new
- * connections get the new certificate. */
+/* certs.c: load the TLS certificate and start the keyholder at startup (exit 2 on a bad pair),
+ * reload both on SIGHUP (a bad new pair is refused and the old one stays), and recycle the
+ * idle pool so new connections get the new pair. */
 int wsd_certs_load(struct supervisor *s);
 void wsd_certs_reload(struct supervisor *s);
+/* Watch the keyholders' pidfds once the event loop exists. */
+int wsd_certs_watch(struct supervisor *s);
+/* A keyholder's pidfd is readable: reap it; restart the current one if it died. */
+void wsd_certs_keyholder_exit(struct supervisor *s, uint32_t slot);
+/* At shutdown: drop the supervisor's channel end so keyholders leave with the last worker. */
+void wsd_certs_stop(struct supervisor *s);
+/* Keyholders still running. */
+unsigned wsd_certs_keyholders_live(const struct supervisor *s);
 
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);

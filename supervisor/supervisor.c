@@ -315,6 +315,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
+    wsd_certs_stop(s); /* keyholders leave with their last worker */
     stop_all_workers(s);
 }
 
@@ -396,6 +397,9 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
     case WSD_TAG_ACCEPTOR_CTL:
         handle_acceptor_ctl(s);
         break;
+    case WSD_TAG_KEYHOLDER:
+        wsd_certs_keyholder_exit(s, slot);
+        break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
         wsd_control_handle(s, tag, slot, events);
@@ -461,6 +465,8 @@ static int setup_channels(struct supervisor *s)
     int r = move_fd(dr, WSD_FD_DISPATCH);
     if (r == 0)
         r = move_fd(rw, WSD_FD_REPORT);
+    if (r == 0 && !s->tls) /* with TLS the keyholder's channel is there already (certs.c) */
+        r = move_fd(open("/dev/null", O_RDONLY | O_CLOEXEC), WSD_FD_KEYHOLDER);
     if (r < 0)
         return r;
     /* A deep queue: a burst of handshakes waits here while workers are spawned. */
@@ -563,7 +569,8 @@ static int setup(struct supervisor *s)
 
 static bool finished(const struct supervisor *s)
 {
-    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0;
+    return s->stopping && s->acceptor_pidfd < 0 && wsd_pool_live(&s->pool) == 0 &&
+           wsd_certs_keyholders_live(s) == 0;
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
@@ -599,6 +606,11 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
+    r = wsd_certs_watch(&s);
+    if (r < 0) {
+        wsd_log_error(r, "epoll_ctl() failed while watching the keyholder");
+        return WSD_EXIT_FAILURE;
+    }
     acceptor_start(&s);
     pool_replenish(&s);
     while (!finished(&s)) {

@@ -363,9 +363,82 @@ async def reload():
             check(serial_now() == new_serial, "the old pair stays in use after a refused reload")
             await old.send("still 2")
             check(await recv_within(old) == "still 2", "old connection after the refused reload")
+            check(not any("left with the last worker" in l for l in w.log_lines()),
+                  "the first keyholder left while its connection was open")
+        log_wait(w, r"keyholder pid=\d+ left with the last worker of its generation")
+        check(len([p for p, name, _ in w.children() if name == "wsd-keyholder"]) == 1,
+              f"one keyholder after the old one left: {w.children()}")
         w.check_clean()
     finally:
         w.stop()
+
+
+# ---- the private key lives in the keyholder only
+
+
+def key_secrets(key):
+    """Byte strings that betray the key in memory: its private scalar (EC) or prime p (RSA),
+    big- and little-endian (wolfCrypt keeps numbers as little-endian words), and a piece of
+    its PEM text."""
+    text = subprocess.run(["openssl", "pkey", "-in", key, "-text", "-noout"], capture_output=True,
+                          text=True, timeout=10).stdout
+    m = re.search(r"(?:priv|prime1):\n((?:\s+[0-9a-f:]+\n)+)", text)
+    secret = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1)))
+    secret = secret.lstrip(b"\0")
+    pem = "".join(open(key).read().splitlines()[1:-1])
+    return [secret, secret[::-1], pem[20:60].encode()]
+
+
+def memory_has(pid, needles):
+    """Which needles occur in the readable memory of pid (via /proc/PID/mem)."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if not perms.startswith("r") or "[vvar" in line or "[vsyscall" in line:
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            found |= {i for i, n in enumerate(needles) if n in data}
+    return found
+
+
+def _isolation_case(kind):
+    def body():
+        chain, key, _ = pki.leaf(f"iso-{kind}", kind=kind)
+        w = start(WSD_TLS_CERT=chain, WSD_TLS_KEY=key)
+        try:
+            for ver in ("-tls1_3", "-tls1_2"):  # ECDSA, or RSA-PSS (1.3) and PKCS#1 (1.2)
+                rc, out = s_client(w.tls_port, ver, stdin=b"Q\n")
+                check("Verify return code: 0 (ok)" in out and "Cipher is (NONE)" not in out,
+                      f"{kind} {ver} handshake failed: {out[-600:]}")
+            with TlsRaw(w.tls_port) as c:  # a worker that did a handshake, still alive
+                c.handshake("/iso")
+                needles = key_secrets(key)
+                kh = [p for p, name, _ in w.children() if name == "wsd-keyholder"]
+                check(len(kh) == 1, f"want one wsd-keyholder, got {w.children()}")
+                check(memory_has(kh[0], needles), "the scan finds no trace of the key even in the "
+                      "keyholder: it cannot be trusted")
+                others = [w.pid] + [p for p, _, st in w.children() if p != kh[0] and st != "Z"]
+                for p in others:
+                    hits = memory_has(p, needles)
+                    check(not hits, f"the key's secret (forms {hits}) is in the memory of pid {p} "
+                          f"({open(f'/proc/{p}/comm').read().strip()})")
+            w.check_clean()
+        finally:
+            w.stop()
+
+    case(f"{kind.upper()} key: handshakes with TLS 1.3 and 1.2 are signed by wsd-keyholder; after "
+         "them the key's secret is in no memory but the keyholder's (supervisor, acceptor, "
+         "workers scanned)")(body)
+
+
+_isolation_case("ec")
+_isolation_case("rsa")
 
 
 # ---- server-side closes over TLS
