@@ -45,7 +45,7 @@ static const struct config_var config_vars[] = {
     {"WSD_TLS_CERT", CONFIG_FILE, "", 0, 0, NULL, FIELD(tls_cert),
      "PEM certificate (a chain may follow the leaf); required with WSD_TLS_LISTEN"},
     {"WSD_TLS_KEY", CONFIG_FILE, "", 0, 0, NULL, FIELD(tls_key),
-     "PEM private key matching WSD_TLS_CERT; read once by the supervisor"},
+     "PEM private key matching WSD_TLS_CERT; read only by the wsd-keyholder process"},
     {"WSD_TLS_MIN_VERSION", CONFIG_ENUM, "1.2", 0, 0, tls_versions, FIELD(tls_min_version),
      "oldest TLS version accepted"},
     {"WSD_HANDLER", CONFIG_ENUM, "echo", 0, 0, handlers, FIELD(handler),

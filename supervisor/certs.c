@@ -162,18 +162,26 @@ int wsd_certs_watch(struct supervisor *s)
     return 0;
 }
 
-/* Idle workers hold the old channel and certificate: ask them (and only idle ones) to leave;
- * the pool refills with workers that have the new pair. */
-static uint32_t recycle_idle(struct supervisor *s)
+void wsd_certs_retire(struct supervisor *s, struct wsd_worker *w)
 {
     siginfo_t info = {.si_signo = SIGTERM, .si_code = SI_QUEUE, .si_pid = s->self};
     info.si_value.sival_ptr = (void *)(uintptr_t)wsd_kill_value(WSD_KILL_IDLE_ONLY, 0);
+    (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, &info);
+}
+
+/* Idle workers hold the old channel and certificate: ask them (and only idle ones) to leave;
+ * the pool refills with workers that have the new pair. Busy ones are retired when their
+ * connection ends (WSD_WORKER_REUSE). */
+static uint32_t recycle_idle(struct supervisor *s)
+{
+    s->tls_gen++;
     uint32_t recycled = 0;
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];
-        if (w->state == WSD_WORKER_IDLE &&
-            wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, &info) == 0)
+        if (w->state == WSD_WORKER_IDLE) {
+            wsd_certs_retire(s, w);
             recycled++;
+        }
     }
     return recycled;
 }

@@ -56,6 +56,7 @@ struct supervisor {
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
     struct wsd_keyholder keyholders[WSD_KEYHOLDERS_MAX];
     int keyholder_current; /* index, or -1 */
+    uint32_t tls_gen;      /* bumped by every certificate reload */
     bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
     struct wsd_shared *shared;
     struct wsd_pool pool;
@@ -106,6 +107,8 @@ void wsd_certs_reload(struct supervisor *s);
 int wsd_certs_watch(struct supervisor *s);
 /* A keyholder's pidfd is readable: reap it; restart the current one if it died. */
 void wsd_certs_keyholder_exit(struct supervisor *s, uint32_t slot);
+/* Ask a worker of an older certificate generation to leave once it is idle. */
+void wsd_certs_retire(struct supervisor *s, struct wsd_worker *w);
 /* At shutdown: drop the supervisor's channel end so keyholders leave with the last worker. */
 void wsd_certs_stop(struct supervisor *s);
 /* Keyholders still running. */

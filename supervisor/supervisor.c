@@ -122,6 +122,7 @@ static int worker_spawn(struct supervisor *s)
     w->pidfd = pidfd;
     w->pid = pid;
     w->spawned_ms = wsd_now_ms();
+    w->tls_gen = s->tls_gen;
     wsd_pool_set_state(&s->pool, w, WSD_WORKER_IDLE);
     int r = wsd_supervisor_watch(s, pidfd, WSD_TAG_WORKER, slot, EPOLLIN);
     if (r < 0)
@@ -186,8 +187,13 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         wsd_abuse_record(s, &ip);
         break;
     case WSD_REPORT_DONE:
-        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id)
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+            /* WSD_WORKER_REUSE: a worker that was busy across a certificate reload must not
+             * serve another connection with the old certificate. */
+            if (w->tls_gen != s->tls_gen)
+                wsd_certs_retire(s, w);
+        }
         break;
     case WSD_REPORT_VERDICT:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
