@@ -30,7 +30,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 
-.PHONY: all deps deps-test run run-tls test unit asan clean fuzz bench bench-quick
+.PHONY: all deps deps-test run run-tls test unit asan clean fuzz bench bench-quick bench-tls
 all: $(BUILD)/wsd $(BUILD)/wsctl
 
 deps:
@@ -83,6 +83,10 @@ bench: $(BUILD)/wsd $(BUILD)/bench/wsbench
 bench-quick: $(BUILD)/wsd $(BUILD)/bench/wsbench
 	$(Q)./scripts/install-deps.sh bench
 	$(Q)BUILD=$(BUILD) QUICK=1 ./bench/run.sh
+
+# wss:// against ws:// on one wsd: handshakes/s and echo as ratios (bench/tls.sh)
+bench-tls: $(BUILD)/wsd $(BUILD)/bench/wsbench
+	$(Q)BUILD=$(BUILD) ./bench/tls.sh
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd
