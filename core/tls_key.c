@@ -3,6 +3,7 @@
 #include "core/tls_key.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +39,28 @@ struct wsd_tls_pubkey {
     RsaKey rsa;
 };
 
+/* read(2), not stdio: no library buffer keeps a copy of the key text after we wipe ours. */
 static int read_file(const char *path, uint8_t *buf, size_t cap)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    size_t n = fread(buf, 1, cap, f);
-    int e = ferror(f) ? -EIO : 0;
-    fclose(f);
-    return e < 0 ? e : (int)n;
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    return (int)n;
 }
 
 int wsd_tls_key_load(const char *key_file, struct wsd_tls_key **ret, char *why, size_t cap)

@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/tls.h"
 #include "proto/handshake.h"
 #include "proto/ws_codes.h"
 #include "supervisor/exit.h"
@@ -610,6 +611,8 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         return WSD_EXIT_CONFIG;
     int r = setup(&s);
     if (r < 0)
+        s.tls = wsd_tls_ctx_free(s.tls);
+    if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
     r = wsd_certs_watch(&s);
@@ -637,6 +640,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
     wsd_control_close(&s);
+    s.tls = wsd_tls_ctx_free(s.tls);
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;

@@ -390,20 +390,31 @@ def key_secrets(key):
 
 
 def memory_has(pid, needles):
-    """Which needles occur in the readable memory of pid (via /proc/PID/mem)."""
-    found = set()
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            addr, perms = line.split()[:2]
-            if not perms.startswith("r") or "[vvar" in line or "[vsyscall" in line:
+    """Which needles occur in the resident memory of pid (via /proc/PID/mem). Regions with
+    nothing resident, or over 1 GiB (ASan's reserved shadow), are skipped; the rest is read in
+    4 MiB pieces that overlap by the longest needle."""
+    found, chunk, over = set(), 4 << 20, max(len(n) for n in needles)
+    regions, cur = [], None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
+            if m:
+                cur = [int(m.group(1), 16), int(m.group(2), 16), m.group(3), line]
+                regions.append(cur)
+            elif line.startswith("Rss:") and cur is not None:
+                cur.append(int(line.split()[1]))
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for lo, hi, perms, desc, *rss in regions:
+            if not perms.startswith("r") or not rss or rss[0] == 0 or hi - lo > 1 << 30 \
+                    or "[vvar" in desc or "[vsyscall" in desc:
                 continue
-            lo, hi = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except OSError:
-                continue
-            found |= {i for i, n in enumerate(needles) if n in data}
+            for a in range(lo, hi, chunk):
+                try:
+                    mem.seek(a)
+                    data = mem.read(min(chunk + over, hi - a))
+                except OSError:
+                    continue
+                found |= {i for i, n in enumerate(needles) if n in data}
     return found
 
 
