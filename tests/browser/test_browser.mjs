@@ -146,40 +146,33 @@ async function waitForLog(logPath, re) {
   }
 }
 
-test('Chromium negotiates permessage-deflate, gets its echoes, closes cleanly with 4000',
-     { timeout: 30000 }, async () => {
-  const r = await runPage(wsdOn.port);
-  assert.match(r.extensions, /^permessage-deflate/);
+// What every page run must show: deflate as expected, all four echoes right, no error event, a
+// clean close with 4000. r.reason is the reason of wsd's answering close frame: wsd echoes the
+// code only (RFC 6455 5.5.1 asks no more), so it is not checked.
+function assertCleanRun(r, extensions) {
+  assert.match(r.extensions, extensions);
   assert.equal(r.echoes, 4);
   assert.ok(r.echoesOk, 'every echo equals what was sent');
   assert.deepEqual(r.errors, []);
   assert.equal(r.code, 4000);
-  // r.reason is the reason of wsd's answering close frame: wsd echoes the code only (RFC 6455
-  // 5.5.1 asks no more), so it is not checked here.
   assert.equal(r.wasClean, true);
+}
+
+test('Chromium negotiates permessage-deflate, gets its echoes, closes cleanly with 4000',
+     { timeout: 30000 }, async () => {
+  assertCleanRun(await runPage(wsdOn.port), /^permessage-deflate/);
   assert.ok(await waitForLog(wsdOn.logPath, /close conn=\d+ .*path=\/browser .*code=4000 by=client/),
             'wsd logged the close as code=4000 by=client');
 });
 
 test('with WSD_DEFLATE=off Chromium gets no extension and the same echoes',
      { timeout: 30000 }, async () => {
-  const r = await runPage(wsdOff.port);
-  assert.equal(r.extensions, '');
-  assert.equal(r.echoes, 4);
-  assert.ok(r.echoesOk);
-  assert.equal(r.code, 4000);
-  assert.equal(r.wasClean, true);
+  assertCleanRun(await runPage(wsdOff.port), /^$/);
 });
 
 test('over wss:// Chromium negotiates deflate through TLS, gets its echoes, closes cleanly with 4000',
      { timeout: 30000 }, async () => {
-  const r = await runPage(wsdTls.tlsPort, 'wss');
-  assert.match(r.extensions, /^permessage-deflate/);
-  assert.equal(r.echoes, 4);
-  assert.ok(r.echoesOk, 'every echo equals what was sent');
-  assert.deepEqual(r.errors, []);
-  assert.equal(r.code, 4000);
-  assert.equal(r.wasClean, true);
+  assertCleanRun(await runPage(wsdTls.tlsPort, 'wss'), /^permessage-deflate/);
   assert.ok(await waitForLog(wsdTls.logPath, /open conn=\d+ .*path=\/browser tls=yes/),
             'wsd logged the open as tls=yes');
 });
