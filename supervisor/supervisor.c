@@ -305,7 +305,8 @@ static void drain_dispatch(void)
             continue;
         if (r < 0)
             break;
-        (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (!(h.flags & WSD_HANDOFF_TLS)) /* a wss:// client would read it as a bad record */
+            (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         wsd_close(fd);
     }
 }
