@@ -32,6 +32,8 @@ struct wsd_report {
     uint8_t closed_by;
     uint8_t verdict; /* enum wsd_verdict */
     uint16_t status; /* WSD_REPORT_REFUSED */
+    /* DONE: the connection's messages and bytes each way (for the metrics' totals) */
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
 };
 
 /* Send a report (blocking: the supervisor always drains). Returns 0 or -errno. */

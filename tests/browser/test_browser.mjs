@@ -9,19 +9,15 @@
 // Run: node --test --test-reporter=tap test_browser.mjs (WSD_BIN defaults to build/wsd).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, startWsd as start, stopWsd, waitForLog } from './wsd.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
-const wsdBin = process.env.WSD_BIN || path.join(root, 'build', 'wsd');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsd-browser-'));
+const startWsd = (name, env) => start(tmp, name, env);
 
 // The page: everything happens in the browser; the result is left in window.result.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wsd browser test</title>
@@ -60,38 +56,6 @@ function run(port, scheme) {
 }
 </script>`;
 
-function startWsd(name, extraEnv) {
-  return new Promise((resolve, reject) => {
-    const logPath = path.join(tmp, name + '.log');
-    const log = fs.openSync(logPath, 'w');
-    const proc = spawn(wsdBin, [], {
-      env: { ...process.env, WSD_LISTEN: '127.0.0.1:0', WSD_PING_INTERVAL_MS: '0',
-             WSD_CONTROL_SOCKET: path.join(tmp, name + '.sock'), ...extraEnv },
-      stdio: ['ignore', log, log],
-    });
-    const deadline = Date.now() + 10000;
-    const poll = () => {
-      const m = fs.readFileSync(logPath, 'utf8').match(/listening on ws:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) return resolve({ proc, port: Number(m[1]), logPath });
-      if (proc.exitCode !== null || Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        return reject(new Error(name + ' did not start: ' + fs.readFileSync(logPath, 'utf8')));
-      }
-      setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
-
-function stopWsd(s) {
-  return new Promise((resolve) => {
-    if (!s || s.proc.exitCode !== null) return resolve(s ? s.proc.exitCode : null);
-    const t = setTimeout(() => s.proc.kill('SIGKILL'), 10000);
-    s.proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
-    s.proc.kill('SIGTERM');
-  });
-}
-
 let httpServer, httpPort, context, wsdOn, wsdOff, wsdTls;
 
 before(async () => {
@@ -109,14 +73,7 @@ before(async () => {
     '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore', timeout: 20000 });
   wsdTls = await startWsd('wsd-tls', { WSD_TLS_LISTEN: '127.0.0.1:0', WSD_TLS_CERT: cert, WSD_TLS_KEY: key });
   wsdTls.tlsPort = Number(fs.readFileSync(wsdTls.logPath, 'utf8').match(/listening on wss:\/\/127\.0\.0\.1:(\d+)\//)[1]);
-  context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--ignore-certificate-errors'],
-  });
+  context = await launchChromium(tmp, ['--ignore-certificate-errors']);
 });
 
 after(async () => {
@@ -134,15 +91,6 @@ async function runPage(port, scheme) {
     return await page.evaluate(([p, sch]) => run(p, sch), [port, scheme]);
   } finally {
     await page.close();
-  }
-}
-
-async function waitForLog(logPath, re) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const m = fs.readFileSync(logPath, 'utf8').match(re);
-    if (m || Date.now() > deadline) return m;
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

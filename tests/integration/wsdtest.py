@@ -362,6 +362,9 @@ class Wsd:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
             acc = self.acceptor()
+            if acc:  # its ring is the last fd it makes: before that the count still grows
+                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
+                           not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_at_start = acc
             if acc:
                 # The acceptor may still be setting up its ring when wsd says it is listening
