@@ -15,6 +15,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.request
 import uuid
 
 from testcerts import TestPKI
@@ -209,7 +210,7 @@ def min_version_13():
 @case("plain HTTP, garbage and a stall mid-handshake on the TLS port: alert or close, one log "
       "line each, counted in wsctl stats; an open wss:// connection is untouched")
 async def bad_input():
-    w = start(WSD_HANDSHAKE_TIMEOUT_MS="600")
+    w = start(WSD_HANDSHAKE_TIMEOUT_MS="600", WSD_METRICS_LISTEN="127.0.0.1:0")
     try:
         async with wss_connect(w, "/bystander") as ws:
             await ws.send("before")
@@ -240,6 +241,12 @@ async def bad_input():
                        5, "three 'tls handshake failed' lines")
             wait_until(lambda: int(stats(w).get("handshake_failed_tls", 0)) >= 3, 5,
                        "handshake_failed_tls >= 3 in wsctl stats")
+            m = wait_until(lambda: re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics",
+                                             w.log()), 5, "the metrics line")
+            url = f"http://127.0.0.1:{m.group(1)}/metrics"
+            text = urllib.request.urlopen(url, timeout=5 * SLOW).read().decode()
+            got = re.search(r"^wsd_tls_handshake_failures_total (\d+)", text, re.M)
+            check(got and int(got.group(1)) >= 3, f"metrics: {got and got.group(0)}")
             await ws.send("after")
             check(await recv_within(ws) == "after", "the bystander's echo after the bad input")
         w.check_clean()
