@@ -364,10 +364,6 @@ class Wsd:
                 wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
                            not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_at_start = acc
-            if acc:
-                # The acceptor may still be setting up its ring when wsd says it is listening
-                # (the socket is the supervisor's): count its fds once the ring is there.
-                wait_until(lambda: self._has_ring(acc), START_TIMEOUT, "the acceptor's io_uring")
             self.acceptor_fd_baseline = fd_count(acc) if acc else None
         except BaseException:
             self.kill()
@@ -623,14 +619,6 @@ class Wsd:
             wait_until(lambda: fd_count(acc) == self.acceptor_fd_baseline, timeout,
                        f"the acceptor's fd count to return to {self.acceptor_fd_baseline} "
                        f"(now {fd_count(acc)}: {self._fd_list(acc)})")
-
-    @staticmethod
-    def _has_ring(pid):
-        try:
-            return any(os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[io_uring]"
-                       for fd in os.listdir(f"/proc/{pid}/fd"))
-        except OSError:
-            return True  # gone: the caller's own checks report that
 
     @staticmethod
     def _fd_list(pid):
