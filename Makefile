@@ -39,7 +39,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 
-.PHONY: all deps deps-test run test unit asan clean fuzz bench bench-quick install uninstall
+.PHONY: all deps deps-test run test unit asan clean fuzz bench bench-quick install uninstall run-tls bench-tls
 all: $(BUILD)/wsd $(BUILD)/wsctl $(BUILD)/wsd.8
 
 deps:
@@ -125,10 +125,27 @@ bench-quick: $(BUILD)/wsd $(BUILD)/bench/wsbench
 	$(Q)./scripts/install-deps.sh bench
 	$(Q)BUILD=$(BUILD) QUICK=1 ./bench/run.sh
 
+# wss:// against ws:// on one wsd: handshakes/s and echo as ratios (bench/tls.sh)
+bench-tls: $(BUILD)/wsd $(BUILD)/bench/wsbench
+	$(Q)BUILD=$(BUILD) ./bench/tls.sh
+
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd
 	@echo "wsd: starting the echo server on ws://127.0.0.1:8080/ (stop it with Ctrl-C)"
 	$(Q)WSD_LISTEN=$${WSD_LISTEN:-127.0.0.1:8080} exec ./$(BUILD)/wsd
+
+# wss:// with a self-signed certificate made on the spot (kept in $(BUILD)/run-tls/, never
+# committed); ws:// stays on 8080.
+run-tls: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd
+	$(Q)mkdir -p $(BUILD)/run-tls && cd $(BUILD)/run-tls && { [ -s cert.pem ] && \
+	    openssl x509 -in cert.pem -noout -checkend 3600 >/dev/null 2>&1 || \
+	    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem \
+	        -out cert.pem -days 30 -subj /CN=localhost \
+	        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null; }
+	@echo "wsd: starting the echo server on wss://$${WSD_TLS_LISTEN:-127.0.0.1:8443}/ (self-signed: $(BUILD)/run-tls/cert.pem; stop with Ctrl-C)"
+	$(Q)WSD_LISTEN=$${WSD_LISTEN:-127.0.0.1:8080} WSD_TLS_LISTEN=$${WSD_TLS_LISTEN:-127.0.0.1:8443} \
+	    WSD_TLS_CERT=$(BUILD)/run-tls/cert.pem WSD_TLS_KEY=$(BUILD)/run-tls/key.pem exec ./$(BUILD)/wsd
 
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd $(BUILD)/wsctl unit

@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,10 +115,6 @@ static int on_request(struct wsd_conn *c, const struct wsd_conn_request *req, vo
     (void)userdata;
     x.c = c;
     x.conn_id = req->handoff->conn_id;
-    /* Lines go out as the program writes them: no waiting for the client's ACK (Nagle), which
-     * would stall a line-at-a-time exchange by the client's delayed-ACK time. */
-    int one = 1;
-    (void)setsockopt(req->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const struct wsd_http_view *t = &req->http->target;
     size_t plen = path_len(t);
     char script_name[1024], path_info[1024];

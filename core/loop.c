@@ -235,26 +235,6 @@ static void conn_free(struct acceptor *a, uint32_t slot)
     a->free_head = slot;
 }
 
-static int hs_fail_index(int status)
-{
-    switch (status) {
-    case WSD_HTTP_METHOD_NOT_ALLOWED:
-        return WSD_HS_FAIL_405;
-    case WSD_HTTP_REQUEST_TIMEOUT:
-        return WSD_HS_FAIL_408;
-    case WSD_HTTP_UPGRADE_REQUIRED:
-        return WSD_HS_FAIL_426;
-    case WSD_HTTP_HEADERS_TOO_LARGE:
-        return WSD_HS_FAIL_431;
-    case WSD_HTTP_SERVICE_UNAVAILABLE:
-        return WSD_HS_FAIL_503;
-    case WSD_HTTP_TOO_MANY_REQUESTS:
-        return WSD_HS_FAIL_429;
-    default:
-        return WSD_HS_FAIL_400;
-    }
-}
-
 /* Answer with an HTTP error, half-close, and keep reading (dropping) until the client closes
  * or LINGER_MS passes, so our response is not destroyed by a RST for its unread bytes. The
  * caller keeps (or re-arms) a recv in flight. */
@@ -264,7 +244,7 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     if (c->tls) {
         /* No HTTP answer is possible before TLS: just close. The read in flight comes back
          * once the socket is shut down, and frees the slot. */
-        a->args->shared->hs_fail[hs_fail_index(status)]++;
+        a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
         list_remove(a, list_of(a, c), slot);
         c->state = CONN_CLOSING;
         (void)shutdown(c->fd, SHUT_RDWR);
@@ -276,7 +256,7 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     /* A fresh socket's send buffer always has room for a few hundred bytes. */
     (void)send(c->fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)shutdown(c->fd, SHUT_WR);
-    a->args->shared->hs_fail[hs_fail_index(status)]++;
+    a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
     /* The abuse detector counts what the client did wrong, not what wsd could not give. */
     if (status != WSD_HTTP_SERVICE_UNAVAILABLE && status != WSD_HTTP_TOO_MANY_REQUESTS) {
         struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_REFUSED, .status = (uint32_t)status,
@@ -453,7 +433,7 @@ static void handle_poll(struct acceptor *a, uint32_t slot)
     if (c->state == CONN_READING) {
         int status = conn_hand_off(a, slot, 0);
         if (status != 0) {
-            a->args->shared->hs_fail[hs_fail_index(status)]++;
+            a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
             wsd_log_info("refused a wss:// connection: status %d, closing", status);
         }
     }

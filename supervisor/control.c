@@ -147,9 +147,12 @@ static void cmd_stats(struct supervisor *s, struct wsd_buf *b, bool json)
         out_printf(b, json ? ",\"closed_%s\":%" PRIu64 : "closed_%s: %" PRIu64 "\n",
                    c == WSD_CAUSE_NONE ? "normally" : wsd_cause_name((enum wsd_cause)c),
                    t->closed_by_cause[c]);
+    /* Refusals by the acceptor, plus those a worker answered through TLS (wss://). */
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         out_printf(b, json ? ",\"handshake_failed_%s\":%" PRIu64 : "handshake_failed_%s: %" PRIu64 "\n",
-                   wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
+                   wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i] + t->tls_refused[i]);
+    out_printf(b, json ? ",\"handshake_failed_tls\":%" PRIu64 : "handshake_failed_tls: %" PRIu64 "\n",
+               t->tls_failed);
     if (json)
         out_printf(b, "}\n");
 }

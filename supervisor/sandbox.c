@@ -4,8 +4,8 @@
  * kexec kill the process with SIGSYS; mounts, namespaces, keyrings and the clock fail with
  * EPERM; clone3 fails with ENOSYS (its flags are out of the filter's sight, and libc falls
  * back to clone, whose flags are checked). Landlock: the filesystem is closed but for what the
- * handler needs, TCP bind is refused (connect too, but for exec), and signals and abstract
- * unix sockets cannot leave the domain. */
+ * handler needs (/dev/urandom for TLS; what programs need for exec), TCP bind is refused
+ * (connect too, but for exec), and signals and abstract unix sockets cannot leave the domain. */
 #include "supervisor/sandbox.h"
 
 #include <errno.h>
@@ -193,7 +193,9 @@ static int enter_landlock(const struct wsd_config *cfg, int *ret_abi)
     int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (ruleset < 0)
         return -errno;
-    int r = exec ? allow_exec_paths(ruleset, attr.handled_access_fs) : 0;
+    /* Other handlers read one file: wolfSSL seeds each TLS session's RNG from /dev/urandom. */
+    int r = exec ? allow_exec_paths(ruleset, attr.handled_access_fs)
+                 : add_path(ruleset, "/dev/urandom", LANDLOCK_ACCESS_FS_READ_FILE);
     if (r == 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
         r = -errno;
     wsd_close(ruleset);

@@ -7,14 +7,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* The fds every worker keeps, at fixed numbers: the worker template keeps 3-5 of the
- * supervisor's (possibly huge) fd table, and each worker it creates keeps 3 and 4. */
+/* The fds every worker keeps, at fixed numbers: the worker template keeps 3-6 of the
+ * supervisor's (possibly huge) fd table, and each worker it creates keeps 3-5. */
 enum {
     WSD_FD_DISPATCH = 3, /* read end of the shared dispatch queue */
     WSD_FD_REPORT = 4,   /* worker end of the report socket */
-    WSD_FD_TEMPLATE = 5, /* the worker template's end of its channel (a placeholder in the
-                          * supervisor between templates); workers close it */
-    WSD_FD_FIRST_PRIVATE = 6,
+    WSD_FD_KEYHOLDER = 5, /* worker end of the current keyholder's channel; /dev/null without TLS */
+    WSD_FD_TEMPLATE = 6,  /* the worker template's end of its channel (a placeholder in the
+                           * supervisor between templates); workers close it */
+    WSD_FD_FIRST_PRIVATE = 7,
 };
 
 typedef void (*wsd_child_main_cb)(void *arg);

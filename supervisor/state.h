@@ -14,6 +14,7 @@
 #include "core/iptable.h"
 #include "supervisor/activation.h"
 #include "supervisor/notify.h"
+#include "core/shared.h"
 #include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
@@ -34,7 +35,15 @@ enum wsd_tag {
     WSD_TAG_TEMPLATE,       /* the worker template's pidfd */
     WSD_TAG_UPGRADE_CHILD,  /* SIGUSR2: the new generation's pidfd */
     WSD_TAG_UPGRADE_READY,  /* SIGUSR2: the pipe on which it says it is ready */
+    WSD_TAG_KEYHOLDER,      /* slot = index in keyholders[] */
     WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
+};
+
+/* A keyholder generation: the current one, and older ones still serving their workers. */
+#define WSD_KEYHOLDERS_MAX 16
+struct wsd_keyholder {
+    int pidfd; /* -1: free slot */
+    pid_t pid;
 };
 
 /* The wsd-metrics process (metrics_child.c); listen_fd < 0 without WSD_METRICS_LISTEN. */
@@ -51,6 +60,8 @@ struct wsd_totals {
     uint64_t closed_by_cause[WSD_CAUSE_COUNT];
     uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
     uint64_t bans;
+    uint64_t tls_failed;                       /* wss:// TLS handshakes that failed */
+    uint64_t tls_refused[WSD_HS_FAIL_COUNT];   /* bad requests answered through TLS */
 };
 
 struct supervisor {
@@ -59,6 +70,10 @@ struct supervisor {
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
+    struct wsd_keyholder keyholders[WSD_KEYHOLDERS_MAX];
+    int keyholder_current; /* index, or -1 */
+    uint32_t tls_gen;      /* bumped by every certificate reload */
+    bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;
@@ -110,11 +125,21 @@ void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);
 /* detect_heartbeat.c: terminate busy workers that stopped making progress. */
 void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
 
-/* certs.c: load the TLS certificate at startup (exit 2 on a bad one), reload it on SIGHUP
- * (a bad new one is refused and the old one stays), and recycle the idle pool so new
- * connections get the new certificate. */
+/* certs.c: load the TLS certificate and start the keyholder at startup (exit 2 on a bad pair),
+ * reload both on SIGHUP (a bad new pair is refused and the old one stays), and recycle the
+ * idle pool so new connections get the new pair. */
 int wsd_certs_load(struct supervisor *s);
 int wsd_certs_reload(struct supervisor *s); /* 0, or -1 if a new certificate was refused */
+/* Watch the keyholders' pidfds once the event loop exists. */
+int wsd_certs_watch(struct supervisor *s);
+/* A keyholder's pidfd is readable: reap it; restart the current one if it died. */
+void wsd_certs_keyholder_exit(struct supervisor *s, uint32_t slot);
+/* Ask a worker of an older certificate generation to leave once it is idle. */
+void wsd_certs_retire(struct supervisor *s, struct wsd_worker *w);
+/* At shutdown: drop the supervisor's channel end so keyholders leave with the last worker. */
+void wsd_certs_stop(struct supervisor *s);
+/* Keyholders still running. */
+unsigned wsd_certs_keyholders_live(const struct supervisor *s);
 
 /* reload.c: SIGHUP. */
 void wsd_reload(struct supervisor *s);

@@ -27,6 +27,7 @@
 #include "core/loop.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/tls.h"
 #include "proto/handshake.h"
 #include "proto/ws_codes.h"
 #include "supervisor/exit.h"
@@ -122,6 +123,7 @@ static int worker_spawn(struct supervisor *s)
     w->pidfd = pidfd;
     w->pid = pid;
     w->spawned_ms = wsd_now_ms();
+    w->tls_gen = s->tls_gen;
     wsd_pool_set_state(&s->pool, w, WSD_WORKER_IDLE);
     int r = wsd_supervisor_watch(s, pidfd, WSD_TAG_WORKER, slot, EPOLLIN);
     if (r < 0)
@@ -171,11 +173,32 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         w->served++;
         s->idle_failures = 0;
         break;
+    case WSD_REPORT_OPEN:
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            memcpy(w->path, m->path, sizeof(w->path));
+            w->path[sizeof(w->path) - 1] = '\0';
+        }
+        break;
+    case WSD_REPORT_REFUSED:
+        if (w->state != WSD_WORKER_BUSY || w->conn_id != m->conn_id)
+            break;
+        if (m->status == 0)
+            s->totals.tls_failed++;
+        else
+            s->totals.tls_refused[wsd_hs_fail_index(m->status)]++;
+        /* Like the acceptor's refusals: what the client did wrong counts against its IP. */
+        struct wsd_ip ip = wsd_ip_from_sockaddr(&w->peer);
+        wsd_abuse_record(s, &ip);
+        break;
     case WSD_REPORT_DONE:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
             struct wsd_traffic t = {m->in_msgs, m->in_bytes, m->out_msgs, m->out_bytes};
             wsd_metrics_fold(&s->metrics, w, &t);
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+            /* WSD_WORKER_REUSE: a worker that was busy across a certificate reload must not
+             * serve another connection with the old certificate. */
+            if (w->tls_gen != s->tls_gen)
+                wsd_certs_retire(s, w);
         }
         break;
     case WSD_REPORT_VERDICT:
@@ -291,7 +314,8 @@ static void drain_dispatch(void)
             continue;
         if (r < 0)
             break;
-        (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (!(h.flags & WSD_HANDOFF_TLS)) /* a wss:// client would read it as a bad record */
+            (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         wsd_close(fd);
     }
 }
@@ -310,7 +334,8 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
-    wsd_template_stop(s);
+    wsd_template_stop(s); /* it holds a keyholder's channel too */
+    wsd_certs_stop(s); /* keyholders leave with their last worker */
     wsd_metrics_child_stop(s, SIGTERM);
     stop_all_workers(s);
 }
@@ -405,6 +430,9 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
     case WSD_TAG_TEMPLATE:
         wsd_template_exited(s);
         break;
+    case WSD_TAG_KEYHOLDER:
+        wsd_certs_keyholder_exit(s, slot);
+        break;
     case WSD_TAG_METRICS:
         wsd_metrics_child_exited(s);
         break;
@@ -482,6 +510,8 @@ static int setup_channels(struct supervisor *s)
     int r = move_fd(dr, WSD_FD_DISPATCH);
     if (r == 0)
         r = move_fd(rw, WSD_FD_REPORT);
+    if (r == 0 && !s->tls) /* with TLS the keyholder's channel is there already (certs.c) */
+        r = move_fd(open("/dev/null", O_RDONLY | O_CLOEXEC), WSD_FD_KEYHOLDER);
     if (r == 0) /* the worker template's slot (template.c) */
         r = move_fd(ph, WSD_FD_TEMPLATE);
     if (r < 0)
@@ -628,7 +658,8 @@ static bool finished(const struct supervisor *s)
 {
     /* a new generation killed before it was ready is reaped here, not left to init */
     return s->stopping && s->acceptor_pidfd < 0 && s->metrics_child.pidfd < 0 &&
-           wsd_pool_live(&s->pool) == 0 && !wsd_upgrade_is_starting(s);
+           wsd_pool_live(&s->pool) == 0 && !wsd_upgrade_is_starting(s) &&
+           wsd_certs_keyholders_live(s) == 0;
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
@@ -677,8 +708,15 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         wsd_iptable_done(&s.abuse);
     }
     if (r < 0)
+        s.tls = wsd_tls_ctx_free(s.tls);
+    if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
+    r = wsd_certs_watch(&s);
+    if (r < 0) {
+        wsd_log_error(r, "epoll_ctl() failed while watching the keyholder");
+        return WSD_EXIT_FAILURE;
+    }
     acceptor_start(&s);
     /* The template now, not at the first spawn: its sandbox is checked before anything is
      * served (a failure stops wsd), and WSD_POOL_MIN=0 keeps no surprise for later. */
@@ -713,6 +751,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     wsd_control_close(&s);
     wsd_upgrade_done(&s);
     wsd_metrics_child_stop(&s, SIGTERM); /* closes the listener when wsd never got to stop */
+    s.tls = wsd_tls_ctx_free(s.tls);
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/tls_accept.h"
 #include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
 #include "supervisor/probe.h"
@@ -126,7 +127,15 @@ static const struct wsd_conn_handler *handler_of(const struct wsd_config *cfg)
     return &wsd_echo_handler;
 }
 
-static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload)
+/* wss://: the path is known only once the request was read through TLS. */
+static void on_open(uint64_t conn_id, const char *path, void *userdata)
+{
+    struct wsd_report r = {.type = WSD_REPORT_OPEN, .conn_id = conn_id};
+    strncpy(r.path, path, sizeof(r.path) - 1);
+    report(userdata, &r);
+}
+
+static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload, size_t cap)
 {
     const struct wsd_config *cfg = w->args->cfg;
     report_busy(w, h, payload);
@@ -137,6 +146,8 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .sig_fd = w->sig_fd,
         .handoff = h,
         .payload = payload,
+        .payload_cap = cap,
+        .on_open = (h->flags & WSD_HANDOFF_TLS) ? on_open : NULL,
         .handler = handler_of(cfg),
         .on_verdict = on_verdict,
         .userdata = w,
@@ -147,6 +158,11 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
     int r = wsd_conn_serve(&p, &res);
     if (cfg->handler == WSD_HANDLER_EXEC)
         wsd_exec_finish(); /* the program's tree is gone before the connection counts as ended */
+    if (res.refused != WSD_TLS_REFUSED_NONE) {
+        struct wsd_report refused = {.type = WSD_REPORT_REFUSED, .conn_id = h->conn_id,
+                                     .status = (uint16_t)res.refused};
+        report(w, &refused);
+    }
     struct wsd_report done = {
         .type = WSD_REPORT_DONE,
         .conn_id = h->conn_id,
@@ -215,7 +231,7 @@ void wsd_worker_main(void *args)
             _exit(WSD_EXIT_FAILURE);
         }
         (void)watch_queue(&w, false);
-        r = serve(&w, fd, &h, payload);
+        r = serve(&w, fd, &h, payload, cap);
         if (r != 0)
             _exit(r < 0 ? WSD_EXIT_FAILURE : WSD_EXIT_OK);
     }
