@@ -377,6 +377,34 @@ def environment():
     check("HTTPS" not in env, "HTTPS only over TLS")
 
 
+@case("over wss:// the program gets HTTPS=on (and the TLS port as SERVER_PORT)")
+async def environment_https():
+    import websockets
+    from testcerts import TestPKI
+    pki = TestPKI()
+    try:
+        chain, key, _ = pki.leaf("exec")
+        env = dict(BASE_ENV, WSD_TLS_LISTEN="127.0.0.1:0", WSD_TLS_CERT=chain,
+                   WSD_TLS_KEY=key, WSD_POOL_MIN="1")
+        with Wsd(env=env) as w:
+            port = int(re.search(r"listening on wss://127\.0\.0\.1:(\d+)/", w.log()).group(1))
+            async with websockets.connect(f"wss://127.0.0.1:{port}/env.sh?x=1",
+                                          ssl=pki.client_context(), compression=None,
+                                          open_timeout=5 * SLOW) as ws:
+                got = []
+                try:
+                    while True:
+                        got.append(await recv_within(ws))
+                except websockets.ConnectionClosed:
+                    pass
+            env_seen = dict(l.split("=", 1) for l in got)
+            check(env_seen.get("HTTPS") == "on" and env_seen.get("SERVER_PORT") == str(port)
+                  and env_seen.get("QUERY_STRING") == "x=1", f"over wss://: {env_seen}")
+            w.check_clean()
+    finally:
+        pki.cleanup()
+
+
 @case("headers cannot inject variables: bare CR/LF or '=' in a name are refused (400, no "
       "program); '_' names and Proxy are left out; a 6000-byte value full of '=' and NUL-free "
       "junk stays one variable")
