@@ -90,12 +90,12 @@ run: deps
 	$(Q)WSD_LISTEN=$${WSD_LISTEN:-127.0.0.1:8080} exec ./$(BUILD)/wsd
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd $(BUILD)/wsctl unit
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/wsd $(BUILD)/wsctl $(BUILD)/bench/wsbench unit
 	$(Q)BUILD=$(BUILD) ./tests/run.sh
 
 asan: deps-test
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/wsd build-asan/bench/wsbench \
 	    build-asan/wsctl unit
 	$(Q)BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./tests/run.sh

@@ -13,6 +13,7 @@
 
 #include "bench/engine.h"
 #include "bench/procmem.h"
+#include "bench/spawn_probe.h"
 
 #define WSD_UNUSED(x) (void)(x)
 
@@ -22,11 +23,16 @@ static const char usage[] =
     "  wsbench conn  -c 64 -d 10          handshakes/s: open, upgrade, close, repeat\n"
     "  wsbench churn -c 32 -d 10 [-s 32]   open, upgrade, one echo, close, repeat\n"
     "  wsbench hold  -n 10000 [--pids PID,...] [-d 10] [--settle 3]\n"
+    "  wsbench kill  -n 1000 --control SOCKET [--code 1008]\n"
+    "                open n connections, then have wsd close them one at a time through its\n"
+    "                control socket; latency: kill request -> close frame at the client\n"
+    "  wsbench spawn -c 1 -d 2             no server: empty clone3 + exit + reap per second\n"
     "options: --url URL (ws://IPv4|localhost:PORT/path), -c conns, -p messages in flight per\n"
     "  connection, -s payload bytes, -d seconds, --binary, -n connections to hold,\n"
     "  --pids server pids (their descendants are included), --label TEXT (copied to JSON),\n"
     "  --timeout seconds per handshake and close (10), --batch connects in flight (256),\n"
-    "  --settle seconds before hold measures memory (3)\n"
+    "  --settle seconds before hold measures memory (3), --control wsd's control socket\n"
+    "  (default $WSD_CONTROL_SOCKET), --code close code kill asks for (1008)\n"
     "exit status: 0 clean run, 1 connection errors or server-initiated closes, 2 protocol\n"
     "  error or echo mismatch (the run stops at once), 64 bad usage\n";
 
@@ -35,7 +41,10 @@ static const char *mode_name[] = {
     [WSB_MODE_ECHO] = "echo",
     [WSB_MODE_HOLD] = "hold",
     [WSB_MODE_CHURN] = "churn",
+    [WSB_MODE_KILL] = "kill",
+    [WSB_MODE_SPAWN] = "spawn",
 };
+#define MODE_COUNT (sizeof(mode_name) / sizeof(mode_name[0]))
 
 /* The hold measurement: taken before the first connection and after the settle time. */
 struct hold_mem {
@@ -123,9 +132,11 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "pids", required_argument, NULL, 'P' },   { "label", required_argument, NULL, 'l' },
         { "timeout", required_argument, NULL, 'T' }, { "batch", required_argument, NULL, 'B' },
         { "settle", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+        { "control", required_argument, NULL, 'C' }, { "code", required_argument, NULL, 'K' },
         { 0 },
     };
-    int o, m;
+    int o;
+    unsigned m;
 
     if (argc < 2)
         bad_usage("missing mode", "");
@@ -133,10 +144,10 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         fputs(usage, stdout);
         exit(0);
     }
-    for (m = 0; m < 4; m++)
+    for (m = 0; m < MODE_COUNT; m++)
         if (strcmp(argv[1], mode_name[m]) == 0)
             break;
-    if (m == 4)
+    if (m == MODE_COUNT)
         bad_usage("unknown mode", argv[1]);
     *cfg = (struct wsb_config){
         .mode = (enum wsb_mode)m,
@@ -150,6 +161,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         .connect_batch = 256,
         .timeout_s = 10,
         .settle_s = 3,
+        .control = getenv("WSD_CONTROL_SOCKET"),
+        .kill_code = 1008, /* WSD_CLOSE_POLICY_VIOLATION, wsctl kill's default */
     };
     optind = 2;
     while ((o = getopt_long(argc, argv, "u:c:p:s:d:n:bh", opts, NULL)) != -1) {
@@ -166,6 +179,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 'T': cfg->timeout_s = parse_num("--timeout", optarg, 0.1, 600); break;
         case 'B': cfg->connect_batch = (unsigned)parse_num("--batch", optarg, 1, 19000); break;
         case 'S': cfg->settle_s = parse_num("--settle", optarg, 0, 600); break;
+        case 'C': cfg->control = optarg; break;
+        case 'K': cfg->kill_code = (uint16_t)parse_num("--code", optarg, 1000, 4999); break;
         case 'h': fputs(usage, stdout); exit(0);
         default: bad_usage("bad option", argv[optind - 1]);
         }
@@ -174,6 +189,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         bad_usage("unexpected argument", argv[optind]);
     if (cfg->mode != WSB_MODE_ECHO)
         cfg->pipeline = 1;
+    if (cfg->mode == WSB_MODE_KILL && (!cfg->control || !*cfg->control))
+        bad_usage("kill needs wsd's control socket: --control PATH or $WSD_CONTROL_SOCKET", "");
     parse_url(cfg);
 }
 
@@ -251,6 +268,16 @@ static void print_human(const struct wsb_config *cfg, const struct wsb_result *r
                cfg->mode == WSB_MODE_CONN ? "handshakes" : "cycles",
                cfg->mode == WSB_MODE_CONN ? "handshake" : "cycle", p50, p99, p999);
         break;
+    case WSB_MODE_KILL:
+        printf("n=%u: %llu kills, close frame after p50 %s p99 %s max %s", cfg->hold_n,
+               (unsigned long long)res->done, p50, p99, mx);
+        if (res->unmapped)
+            printf(", %llu connections not in wsd's list", (unsigned long long)res->unmapped);
+        break;
+    case WSB_MODE_SPAWN:
+        printf("c=%u %.1fs: %.0f processes/s (empty clone3 + exit + reap) p50 %s p99 %s",
+               cfg->conns, res->elapsed_s, rate, p50, p99);
+        break;
     case WSB_MODE_HOLD:
         printf("n=%u: held %llu, opened in %.2fs", cfg->hold_n, (unsigned long long)res->done,
                res->open_s);
@@ -326,6 +353,9 @@ static void print_json(const struct wsb_config *cfg, const struct wsb_result *re
     printf("]");
     if (cfg->mode == WSB_MODE_HOLD)
         print_json_hold(cfg, res);
+    if (cfg->mode == WSB_MODE_KILL)
+        printf(",\"n\":%u,\"code\":%u,\"unmapped\":%llu", cfg->hold_n, cfg->kill_code,
+               (unsigned long long)res->unmapped);
     printf("}\n");
 }
 
@@ -336,21 +366,25 @@ int main(int argc, char **argv)
     int r;
 
     parse_args(&cfg, argc, argv);
-    raise_nofile(cfg.mode == WSB_MODE_HOLD ? cfg.hold_n : cfg.conns);
+    raise_nofile(cfg.mode == WSB_MODE_HOLD || cfg.mode == WSB_MODE_KILL ? cfg.hold_n : cfg.conns);
     res = calloc(1, sizeof(*res)); /* the histogram is 30 KB: keep it off the stack */
     if (!res)
         return 1;
     if (cfg.mode == WSB_MODE_HOLD)
         measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.self_before,
                     &hold_mem.procs_before);
-    r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
+    if (cfg.mode == WSB_MODE_SPAWN)
+        r = wsb_spawn_probe_run(&cfg, res);
+    else
+        r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
     if (r < 0)
         return 1;
     print_human(&cfg, res);
     print_json(&cfg, res);
     fflush(stdout);
     if (res->errors || res->server_closes ||
-        (cfg.mode == WSB_MODE_HOLD && res->done < cfg.hold_n))
+        (cfg.mode == WSB_MODE_HOLD && res->done < cfg.hold_n) ||
+        (cfg.mode == WSB_MODE_KILL && res->done < cfg.hold_n))
         r = 1;
     free(res);
     return r;

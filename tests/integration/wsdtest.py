@@ -362,6 +362,9 @@ class Wsd:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
             acc = self.acceptor()
+            if acc:  # its ring is the last fd it opens: count its fds once it is ready
+                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc), START_TIMEOUT,
+                           "the acceptor's io_uring")
             self.acceptor_at_start = acc
             self.acceptor_fd_baseline = fd_count(acc) if acc else None
         except BaseException:
