@@ -48,9 +48,11 @@ $(BUILD)/libwsd.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# -z now: every symbol is bound once, in the supervisor at start, instead of lazily in each
+# fresh worker (each first call through the PLT would write, and so copy, a GOT page).
 $(BUILD)/wsd: $(BUILD)/supervisor/main.o $(BUILD)/libwsd.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -Wl,-z,now -o $@ $^ $(LIBS)
 
 $(BUILD)/wsctl: $(BUILD)/supervisor/wsctl.o
 	@$(if $(Q),echo "  LD      $@")
