@@ -733,7 +733,8 @@ static void tick(struct engine *e, uint64_t t)
     }
     if (e->phase == PH_RUN && cfg->mode == WSB_MODE_KILL)
         kill_step(e, t);
-    if (e->phase == PH_RUN && t >= e->t_end) {
+    /* hold: -d shorter than --settle still measures, then stops */
+    if (e->phase == PH_RUN && t >= e->t_end && (cfg->mode != WSB_MODE_HOLD || e->hooked)) {
         if (cfg->mode == WSB_MODE_HOLD) {
             unsigned held = 0;
             for (unsigned i = 0; i < e->nconns; i++)

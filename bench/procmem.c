@@ -59,6 +59,27 @@ int64_t wsb_pss_kb(pid_t pid)
     return pss;
 }
 
+int64_t wsb_pte_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long long v;
+    int64_t pte = -ENOENT;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmPTE: %lld", &v) == 1) {
+            pte = v;
+            break;
+        }
+    }
+    fclose(f);
+    return pte;
+}
+
 /* Parent pid from /proc/PID/stat: the field after the state, which follows the last ')'
  * (the command name may itself hold ')' or spaces). Returns -1 if the process is gone. */
 static pid_t read_ppid(pid_t pid)
@@ -86,13 +107,14 @@ struct proc_pair {
     pid_t ppid;
 };
 
-int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int *ret_procs)
+int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int64_t *ret_pte_kb,
+                 int *ret_procs)
 {
     struct proc_pair *all = NULL, *tmp;
     size_t nall = 0, cap = 0, ntree = 0;
     pid_t *tree = NULL;
     struct dirent *de;
-    int64_t sum = 0, pss;
+    int64_t sum = 0, pte_sum = 0, pss, pte;
     int r = 0, procs = 0;
     DIR *d;
 
@@ -138,10 +160,13 @@ int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int *ret_pro
         pss = wsb_pss_kb(tree[i]);
         if (pss < 0)
             continue; /* exited meanwhile */
+        pte = wsb_pte_kb(tree[i]);
         sum += pss;
+        pte_sum += pte > 0 ? pte : 0;
         procs++;
     }
     *ret_pss_kb = sum;
+    *ret_pte_kb = pte_sum;
     *ret_procs = procs;
 out:
     closedir(d);

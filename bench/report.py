@@ -92,6 +92,7 @@ ROWS = [
     ("churn-", "cycle p99 ms", "lat_us.p99", False, "ms"),
     ("hold-", "connections held", "held", True, "{:,.0f}"),
     ("hold-", "server PSS kB/conn", "pss_per_conn_kb", False, "{:,.1f}"),
+    ("hold-", "server page tables kB/conn", "pte_per_conn_kb", False, "{:,.1f}"),
     ("hold-", "system kB/conn", "system_per_conn_kb", False, "{:,.1f}"),
     ("kill-", "kill → close frame p50 ms", "lat_us.p50", False, "ms"),
     ("kill-", "kill → close frame p99 ms", "lat_us.p99", False, "ms"),

@@ -49,7 +49,7 @@ static const char *mode_name[] = {
 /* The hold measurement: taken before the first connection and after the settle time. */
 struct hold_mem {
     struct wsb_meminfo before, after;
-    int64_t pss_before, pss_after, self_before, self_after;
+    int64_t pss_before, pss_after, pte_before, pte_after, self_before, self_after;
     int procs_before, procs_after;
     bool measured;
 };
@@ -211,14 +211,14 @@ static void raise_nofile(unsigned want)
 }
 
 static void measure_mem(const struct wsb_config *cfg, struct wsb_meminfo *mi, int64_t *pss,
-                        int64_t *self, int *procs)
+                        int64_t *pte, int64_t *self, int *procs)
 {
     int r;
 
-    *pss = 0;
+    *pss = *pte = 0;
     *procs = 0;
     if (cfg->npids) {
-        r = wsb_tree_pss(cfg->pids, cfg->npids, pss, procs);
+        r = wsb_tree_pss(cfg->pids, cfg->npids, pss, pte, procs);
         if (r < 0)
             fprintf(stderr, "wsbench: scanning /proc failed: %s, ignoring\n", strerror(-r));
     }
@@ -229,8 +229,8 @@ static void measure_mem(const struct wsb_config *cfg, struct wsb_meminfo *mi, in
 static void hold_hook(const struct wsb_config *cfg, struct wsb_result *res)
 {
     WSD_UNUSED(res);
-    measure_mem(cfg, &hold_mem.after, &hold_mem.pss_after, &hold_mem.self_after,
-                &hold_mem.procs_after);
+    measure_mem(cfg, &hold_mem.after, &hold_mem.pss_after, &hold_mem.pte_after,
+                &hold_mem.self_after, &hold_mem.procs_after);
     hold_mem.measured = true;
 }
 
@@ -283,9 +283,10 @@ static void print_human(const struct wsb_config *cfg, const struct wsb_result *r
                res->open_s);
         if (hold_mem.measured && res->done) {
             double n = (double)res->done;
-            printf(", server PSS %.1f kB/conn (%d procs), MemAvailable -%.1f kB/conn "
-                   "(-%.1f without wsbench's own PSS)",
-                   (double)(hold_mem.pss_after - hold_mem.pss_before) / n, hold_mem.procs_after,
+            printf(", server PSS %.1f kB/conn + page tables %.1f kB/conn (%d procs), "
+                   "MemAvailable -%.1f kB/conn (-%.1f without wsbench's own PSS)",
+                   (double)(hold_mem.pss_after - hold_mem.pss_before) / n,
+                   (double)(hold_mem.pte_after - hold_mem.pte_before) / n, hold_mem.procs_after,
                    (double)(hold_mem.before.mem_available_kb - hold_mem.after.mem_available_kb) /
                        n,
                    (double)(hold_mem.before.mem_available_kb - hold_mem.after.mem_available_kb -
@@ -315,11 +316,12 @@ static void print_json_hold(const struct wsb_config *cfg, const struct wsb_resul
     for (unsigned i = 0; i < cfg->npids; i++)
         printf("%s%d", i ? "," : "", (int)cfg->pids[i]);
     printf("],\"procs_before\":%d,\"procs_after\":%d,\"pss_kb_before\":%lld,\"pss_kb_after\":%lld,"
-           "\"pss_per_conn_kb\":%.2f,\"memavail_delta_kb\":%lld,\"memavail_per_conn_kb\":%.2f,"
+           "\"pss_per_conn_kb\":%.2f,\"pte_per_conn_kb\":%.2f,\"memavail_delta_kb\":%lld,\"memavail_per_conn_kb\":%.2f,"
            "\"self_pss_delta_kb\":%lld,\"system_per_conn_kb\":%.2f,"
            "\"anon_pt_stack_slab_per_conn_kb\":%.2f",
            m->procs_before, m->procs_after, (long long)m->pss_before, (long long)m->pss_after,
-           (double)(m->pss_after - m->pss_before) / n, (long long)avail, (double)avail / n,
+           (double)(m->pss_after - m->pss_before) / n, (double)(m->pte_after - m->pte_before) / n,
+           (long long)avail, (double)avail / n,
            (long long)self, (double)(avail - self) / n, (double)(kern_a - kern_b - self) / n);
 }
 
@@ -371,8 +373,8 @@ int main(int argc, char **argv)
     if (!res)
         return 1;
     if (cfg.mode == WSB_MODE_HOLD)
-        measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.self_before,
-                    &hold_mem.procs_before);
+        measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.pte_before,
+                    &hold_mem.self_before, &hold_mem.procs_before);
     if (cfg.mode == WSB_MODE_SPAWN)
         r = wsb_spawn_probe_run(&cfg, res);
     else
