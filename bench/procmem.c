@@ -35,49 +35,44 @@ int wsb_meminfo_read(struct wsb_meminfo *ret)
     return 0;
 }
 
+/* The value of the "KEY: N kB" line of a /proc file, or -errno. */
+static int64_t read_kb_field(const char *path, const char *key)
+{
+    char line[256];
+    size_t klen = strlen(key);
+    int64_t v = -ENOENT;
+    FILE *f;
+
+    f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtoll(line + klen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 int64_t wsb_pss_kb(pid_t pid)
 {
-    char path[64], line[256];
-    long long v;
-    int64_t pss = -ENOENT;
-    FILE *f;
+    char path[64];
 
     if (pid == 0)
         snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
     else
         snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "Pss: %lld", &v) == 1) {
-            pss = v;
-            break;
-        }
-    }
-    fclose(f);
-    return pss;
+    return read_kb_field(path, "Pss");
 }
 
 int64_t wsb_pte_kb(pid_t pid)
 {
-    char path[64], line[256];
-    long long v;
-    int64_t pte = -ENOENT;
-    FILE *f;
+    char path[64];
 
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "VmPTE: %lld", &v) == 1) {
-            pte = v;
-            break;
-        }
-    }
-    fclose(f);
-    return pte;
+    return read_kb_field(path, "VmPTE");
 }
 
 /* Parent pid from /proc/PID/stat: the field after the state, which follows the last ')'
