@@ -302,7 +302,7 @@ if failures:
     block += ["", "### Failed runs (exit 1: errors counted, run finished; 2: protocol error or "
               "echo mismatch; 124/137: timeout)", ""] + [f"- {x}" for x in failures]
 if plots:
-    block += ["", "### Plots", ""] + [f"![{p}](bench/results/{p})" for p in plots]
+    block += ["", "### Plots", ""] + [f"![{p}]({OUT}/{p})" for p in plots]
 
 with open(f"{OUT}/{STAMP}.md", "w") as f:
     f.write("\n".join(block) + "\n")

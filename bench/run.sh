@@ -37,6 +37,7 @@ CLIENT_CPU=1
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 OUT=bench/results
+[ "$QUICK" = 1 ] && OUT=bench/results/quick # a developer's check: not kept in git
 RAW=$OUT/$STAMP.raw.jsonl
 mkdir -p "$OUT" "$BUILD/bench"
 : >"$RAW"
