@@ -36,6 +36,8 @@ SERVER_CPU=0
 CLIENT_CPU=1
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# the code measured: taken now, since BENCH.md may be edited while the suite runs
+WSD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . ':!BENCH.md' 2>/dev/null || echo -dirty)
 OUT=bench/results
 [ "$QUICK" = 1 ] && OUT=bench/results/quick # a developer's check: not kept in git
 RAW=$OUT/$STAMP.raw.jsonl
@@ -224,7 +226,7 @@ done
 
 # ---------------------------------------------------------------- report
 {
-    echo "{\"stamp\":\"$STAMP\",\"kernel\":\"$(uname -r)\",\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\",\"nproc\":$(nproc),\"quick\":$QUICK,\"duration_s\":$DURATION,\"runs\":$RUNS,\"hold_n\":$HOLD_N,\"loadavg_start\":\"$LOAD_START\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"wsd_commit\":\"$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)\"}"
+    echo "{\"stamp\":\"$STAMP\",\"kernel\":\"$(uname -r)\",\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\",\"nproc\":$(nproc),\"quick\":$QUICK,\"duration_s\":$DURATION,\"runs\":$RUNS,\"hold_n\":$HOLD_N,\"loadavg_start\":\"$LOAD_START\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"wsd_commit\":\"$WSD_COMMIT\"}"
 } >"$OUT/$STAMP.meta.json"
 $PY bench/report.py "$OUT" "$STAMP" || FAILED=1
 rm -f "$OUT/.stderr"
