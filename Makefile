@@ -111,5 +111,8 @@ asan: deps-test
 clean:
 	rm -rf build build-asan
 
+# The dashboard page is compiled in with .incbin, which -MMD does not see.
+$(BUILD)/supervisor/dashboard.o: supervisor/dashboard.html
+
 -include $(BENCH_OBJ:.o=.d)
 -include $(LIB_OBJ:.o=.d) $(BUILD)/supervisor/main.d $(BUILD)/supervisor/wsctl.d $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

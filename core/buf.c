@@ -4,6 +4,7 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +52,35 @@ void wsd_buf_done(struct wsd_buf *b)
 {
     free(b->data);
     *b = (struct wsd_buf){0};
+}
+
+int wsd_buf_vprintf(struct wsd_buf *b, const char *fmt, va_list ap)
+{
+    char line[512];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    int r = n < 0 ? -EINVAL : 0;
+    if (r == 0 && (size_t)n < sizeof(line)) {
+        r = wsd_buf_append(b, line, (size_t)n);
+    } else if (r == 0) { /* longer than the stack line: format it once more, at its size */
+        char *big = malloc((size_t)n + 1);
+        r = big ? 0 : -ENOMEM;
+        if (big) {
+            vsnprintf(big, (size_t)n + 1, fmt, again);
+            r = wsd_buf_append(b, big, (size_t)n);
+            free(big);
+        }
+    }
+    va_end(again);
+    return r;
+}
+
+int wsd_buf_printf(struct wsd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = wsd_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return r;
 }

@@ -4,6 +4,7 @@
 #ifndef WSD_CORE_BUF_H
 #define WSD_CORE_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,12 @@ static inline const uint8_t *wsd_buf_head(const struct wsd_buf *b)
 
 /* Append n bytes. Returns 0 or -ENOMEM (the buffer is unchanged then). */
 int wsd_buf_append(struct wsd_buf *b, const void *p, size_t n);
+
+/* Append printf-formatted text (no NUL). Returns 0, or -ENOMEM / -EINVAL (the buffer is
+ * unchanged then). */
+int wsd_buf_printf(struct wsd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int wsd_buf_vprintf(struct wsd_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Drop n bytes from the front (n <= len). */
 void wsd_buf_consume(struct wsd_buf *b, size_t n);

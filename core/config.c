@@ -18,6 +18,7 @@ enum config_type {
     CONFIG_ADDR,  /* host:port, checked by wsd_listen_parse_addr */
     CONFIG_PATH,  /* an absolute path that fits a unix socket address, or empty */
     CONFIG_FILE,  /* a file path (checked when it is used), or empty */
+    CONFIG_SECRET, /* the admin token: stored as its SHA-256, never echoed in an error */
 };
 
 struct config_var {
@@ -34,6 +35,10 @@ static const char *const log_levels[] = {"error", "warn", "notice", "info", "deb
 static const char *const handlers[] = {"echo", "test-stubborn", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const on_off[] = {"off", "on", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+
+#define SECRET_MIN 16
+#define SECRET_MAX 256
 
 #define FIELD(f) offsetof(struct wsd_config, f)
 
@@ -88,6 +93,13 @@ static const struct config_var config_vars[] = {
      "wsctl's unix socket (mode 0600); empty = ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock"},
     {"WSD_LOG_LEVEL", CONFIG_ENUM, "info", 0, 0, log_levels, FIELD(log_level),
      "error, warn, notice, info (one line per connection open and close) or debug"},
+    {"WSD_LOG_FORMAT", CONFIG_ENUM, "text", 0, 0, log_formats, FIELD(log_format),
+     "text: key=value lines; json: one JSON object per line, same fields"},
+    {"WSD_METRICS_LISTEN", CONFIG_ADDR, "", 0, 0, NULL, FIELD(metrics_listen),
+     "address for Prometheus /metrics and the live dashboard (HTTP); empty = none"},
+    {"WSD_ADMIN_TOKEN", CONFIG_SECRET, "", SECRET_MIN, SECRET_MAX, NULL,
+     FIELD(admin_token_sha256),
+     "bearer token that lets the dashboard end connections; empty = the dashboard is read-only"},
 };
 
 #define CONFIG_COUNT (sizeof(config_vars) / sizeof(config_vars[0]))
@@ -147,6 +159,11 @@ static void describe_allowed(const struct config_var *v, char *out, size_t cap)
     case CONFIG_PATH:
         snprintf(out, cap, "an absolute path of at most 107 bytes, or empty");
         break;
+    case CONFIG_SECRET:
+        snprintf(out, cap, "empty, or %" PRIu64 " to %" PRIu64 " characters of A-Z a-z 0-9 "
+                           "- . _ ~ + / (then = padding only)",
+                 v->min, v->max);
+        break;
     }
 }
 
@@ -175,6 +192,16 @@ static bool parse_value(const struct config_var *v, const char *s, struct wsd_co
             return false;
         strcpy(field, s);
         return true;
+    case CONFIG_SECRET: {
+        size_t n = strlen(s);
+        if (n == 0)
+            return true;
+        if (n < v->min || n > v->max || !wsd_secret_is_token(s, n))
+            return false;
+        wsd_secret_hash(s, n, field);
+        cfg->admin_token_set = 1;
+        return true;
+    }
     }
     return false;
 }
@@ -191,8 +218,12 @@ int wsd_config_load(struct wsd_config *ret, FILE *err_out)
         if (!parse_value(v, s, &cfg)) {
             char allowed[256];
             describe_allowed(v, allowed, sizeof(allowed));
-            fprintf(err_out, "wsd: invalid %s=\"%s\"%s: expected %s\n", v->name, s,
-                    from_env ? "" : " (built-in default)", allowed);
+            if (v->type == CONFIG_SECRET) /* a secret is never printed, even a wrong one */
+                fprintf(err_out, "wsd: invalid %s (%zu bytes, value not shown): expected %s\n",
+                        v->name, strlen(s), allowed);
+            else
+                fprintf(err_out, "wsd: invalid %s=\"%s\"%s: expected %s\n", v->name, s,
+                        from_env ? "" : " (built-in default)", allowed);
             return -EINVAL;
         }
     }

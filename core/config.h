@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/secret.h"
+
 enum wsd_handler {
     WSD_HANDLER_ECHO = 0,
     WSD_HANDLER_TEST_STUBBORN, /* tests only: ignores SIGTERM, and spins on a "spin" message */
@@ -37,6 +39,12 @@ struct wsd_config {
     uint64_t max_conns_per_ip;  /* 0 = no cap */
     char control_socket[108];   /* empty: ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock */
     uint64_t log_level;         /* enum wsd_log_level */
+    uint64_t log_format;        /* enum wsd_log_format */
+    char metrics_listen[128];   /* WSD_METRICS_LISTEN; "" = no metrics/dashboard listener */
+    /* WSD_ADMIN_TOKEN: only its SHA-256 is kept (core/secret.h); all zero and admin_token_set
+     * 0 when it is unset, and the dashboard is read-only. */
+    uint8_t admin_token_sha256[WSD_SECRET_HASH_LEN];
+    uint64_t admin_token_set;
     uint64_t handler;           /* enum wsd_handler */
 };
 

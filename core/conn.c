@@ -501,12 +501,20 @@ static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
 static void log_close(const struct wsd_conn *c)
 {
     static const char *const by[] = {"client", "server", "abnormal"};
-    wsd_log_info("close conn=%" PRIu64 " pid=%d peer=%s path=%s duration_ms=%" PRIu64
-                 " in_msgs=%" PRIu64 " in_bytes=%" PRIu64 " out_msgs=%" PRIu64
-                 " out_bytes=%" PRIu64 " code=%u by=%s",
-                 c->id, (int)getpid(), c->peer, c->path, wsd_now_ms() - c->start_ms,
-                 wsd_live.in_msgs, wsd_live.in_bytes, wsd_live.out_msgs, wsd_live.out_bytes,
-                 c->res.close_code, by[c->res.closed_by]);
+    const struct wsd_log_field f[] = {
+        WSD_LOG_NUM("conn", c->id),
+        WSD_LOG_NUM("pid", (uint64_t)getpid()),
+        WSD_LOG_STR("peer", c->peer),
+        WSD_LOG_STR("path", c->path),
+        WSD_LOG_NUM("duration_ms", wsd_now_ms() - c->start_ms),
+        WSD_LOG_NUM("in_msgs", wsd_live.in_msgs),
+        WSD_LOG_NUM("in_bytes", wsd_live.in_bytes),
+        WSD_LOG_NUM("out_msgs", wsd_live.out_msgs),
+        WSD_LOG_NUM("out_bytes", wsd_live.out_bytes),
+        WSD_LOG_NUM("code", c->res.close_code),
+        WSD_LOG_STR("by", by[c->res.closed_by]),
+    };
+    wsd_log_event(WSD_LOG_INFO, "close", f, sizeof(f) / sizeof(f[0]));
 }
 
 static void run(struct wsd_conn *c, uint8_t *in)
@@ -579,8 +587,13 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         wsd_log_error(r, "setting up conn=%" PRIu64 " peer=%s failed", c.id, c.peer);
         goto out;
     }
-    wsd_log_info("open conn=%" PRIu64 " pid=%d peer=%s path=%s", c.id, (int)getpid(), c.peer,
-                 c.path);
+    const struct wsd_log_field opened[] = {
+        WSD_LOG_NUM("conn", c.id),
+        WSD_LOG_NUM("pid", (uint64_t)getpid()),
+        WSD_LOG_STR("peer", c.peer),
+        WSD_LOG_STR("path", c.path),
+    };
+    wsd_log_event(WSD_LOG_INFO, "open", opened, sizeof(opened) / sizeof(opened[0]));
     uint32_t extra = p->handoff->extra_len;
     if (extra > 0) /* a client may send its first frames with the request */
         process_input(&c, p->payload + p->handoff->request_len, extra);

@@ -19,6 +19,16 @@ enum wsd_hs_fail {
     WSD_HS_FAIL_COUNT,
 };
 
+/* The status a failure is answered with, as text ("eof": none, the client left). */
+static inline const char *wsd_hs_fail_name(enum wsd_hs_fail f)
+{
+    static const char *const names[WSD_HS_FAIL_COUNT] = {
+        [WSD_HS_FAIL_400] = "400", [WSD_HS_FAIL_405] = "405", [WSD_HS_FAIL_408] = "408",
+        [WSD_HS_FAIL_426] = "426", [WSD_HS_FAIL_429] = "429", [WSD_HS_FAIL_431] = "431",
+        [WSD_HS_FAIL_503] = "503", [WSD_HS_FAIL_EOF] = "eof"};
+    return f < WSD_HS_FAIL_COUNT && names[f] ? names[f] : "?";
+}
+
 struct wsd_shared {
     uint64_t next_conn_id; /* the id the next handed-off connection gets; starts at 1 */
     uint64_t accepted;     /* TCP connections accepted */

@@ -245,8 +245,9 @@ static int check_upgrade(struct wsd_http_upgrade *req)
     return 0;
 }
 
-int wsd_http_upgrade_parse(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
-                           size_t max_bytes)
+/* Find the end of the head and parse it: the block size, NEED_MORE, or an error. */
+static int parse_head(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
+                      size_t max_bytes)
 {
     size_t lim = len < max_bytes ? len : max_bytes;
     size_t scanned;
@@ -265,11 +266,28 @@ int wsd_http_upgrade_parse(struct wsd_http_upgrade *req, const uint8_t *buf, siz
     memset(req, 0, sizeof(*req));
     req->_scanned = scanned;
     r = parse_block(req, (const char *)buf, (const char *)buf + end);
-    if (r < 0)
-        return r;
-    r = check_upgrade(req);
-    if (r < 0)
-        return r;
+    return r < 0 ? r : end;
+}
+
+int wsd_http_upgrade_parse(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
+                           size_t max_bytes)
+{
+    int end = parse_head(req, buf, len, max_bytes);
+    if (end < 0)
+        return end;
+    int r = check_upgrade(req);
+    return r < 0 ? r : end;
+}
+
+int wsd_http_request_parse(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
+                           size_t max_bytes)
+{
+    int end = parse_head(req, buf, len, max_bytes);
+    if (end < 0)
+        return end;
+    if (find_headers(req, "Host", &req->host) != 1) /* RFC 9112 3.2 */
+        return ERR_400;
+    (void)find_headers(req, "Origin", &req->origin);
     return end;
 }
 

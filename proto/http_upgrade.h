@@ -52,6 +52,13 @@ struct wsd_http_upgrade {
 int wsd_http_upgrade_parse(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
                            size_t max_bytes);
 
+/* Any HTTP/1.1 request head, with the same strictness (the metrics listener uses it): returns
+ * the head's size, WSD_PROTO_NEED_MORE, or WSD_PROTO_ERR_HTTP(431 or 400: malformed, or a
+ * missing or duplicate Host). method, target, host, origin and headers are filled; the
+ * upgrade-only fields stay empty. */
+int wsd_http_request_parse(struct wsd_http_upgrade *req, const uint8_t *buf, size_t len,
+                           size_t max_bytes);
+
 /* Case-insensitive lookup of a header's first occurrence; NULL view when absent. */
 struct wsd_http_view wsd_http_upgrade_header(const struct wsd_http_upgrade *req,
                                              const char *name);

@@ -2,7 +2,10 @@
 /* The control socket wsctl talks to: a unix stream socket, mode 0600, callers checked with
  * SO_PEERCRED (wsd's uid or root). One request line in, "OK" or "ERR <why>" and a body out,
  * then close. Requests: list [json] | show ID [json] | kill ID CODE FORCE [REASON] |
- * killpeer IP CODE FORCE [REASON] | stats [json] | drain. */
+ * killpeer IP CODE FORCE [REASON] | stats [json] | metrics | drain.
+ * The wsd-metrics process is one more client, on a socketpair of its own (wsd_control_adopt):
+ * it may only read (list, show, stats, metrics) and kill one connection at a time, and its
+ * connection stays open, each answer ending with a NUL byte. */
 #include "supervisor/state.h"
 
 #include <errno.h>
@@ -25,9 +28,11 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "proto/close.h"
+#include "supervisor/metrics.h"
 #include "proto/utf8.h"
 
 #define CONTROL_CLIENTS 16
+#define CONTROL_INTERNAL CONTROL_CLIENTS /* the wsd-metrics process's slot */
 #define REQUEST_MAX 1024
 
 struct control_client {
@@ -36,25 +41,23 @@ struct control_client {
     char in[REQUEST_MAX];
     struct wsd_buf out;
     bool answered;
+    bool internal; /* the wsd-metrics process: restricted, persistent, NUL-terminated answers */
 };
 
 struct wsd_control {
     int fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    struct control_client clients[CONTROL_CLIENTS];
+    struct control_client clients[CONTROL_CLIENTS + 1];
 };
 
 static void out_printf(struct wsd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void out_printf(struct wsd_buf *b, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    (void)wsd_buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        (void)wsd_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 /* Paths come from clients: print them as JSON-safe text (no quotes, backslashes, controls). */
@@ -144,13 +147,9 @@ static void cmd_stats(struct supervisor *s, struct wsd_buf *b, bool json)
         out_printf(b, json ? ",\"closed_%s\":%" PRIu64 : "closed_%s: %" PRIu64 "\n",
                    c == WSD_CAUSE_NONE ? "normally" : wsd_cause_name((enum wsd_cause)c),
                    t->closed_by_cause[c]);
-    static const char *const statuses[WSD_HS_FAIL_COUNT] = {
-        [WSD_HS_FAIL_400] = "400", [WSD_HS_FAIL_405] = "405", [WSD_HS_FAIL_408] = "408",
-        [WSD_HS_FAIL_426] = "426", [WSD_HS_FAIL_429] = "429", [WSD_HS_FAIL_431] = "431",
-        [WSD_HS_FAIL_503] = "503", [WSD_HS_FAIL_EOF] = "eof"};
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         out_printf(b, json ? ",\"handshake_failed_%s\":%" PRIu64 : "handshake_failed_%s: %" PRIu64 "\n",
-                   statuses[i], sh->hs_fail[i]);
+                   wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
     if (json)
         out_printf(b, "}\n");
 }
@@ -225,7 +224,17 @@ static void cmd_kill(struct supervisor *s, struct wsd_buf *b, char *args, bool b
                    n == 1 ? "" : "s", force ? "SIGKILL" : "SIGTERM");
 }
 
-static void execute(struct supervisor *s, char *line, struct wsd_buf *b)
+/* What the wsd-metrics process may ask: it faces the network, so no drain, no killpeer. */
+static bool internal_may(const char *cmd)
+{
+    static const char *const allowed[] = {"list", "show", "stats", "metrics", "kill"};
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (strcmp(cmd, allowed[i]) == 0)
+            return true;
+    return false;
+}
+
+static void execute(struct supervisor *s, char *line, struct wsd_buf *b, bool internal)
 {
     char *save = NULL;
     char *cmd = strtok_r(line, " ", &save);
@@ -233,6 +242,11 @@ static void execute(struct supervisor *s, char *line, struct wsd_buf *b)
     bool json = arg && strcmp(arg, "json") == 0;
     if (!cmd) {
         out_printf(b, "ERR empty request\n");
+    } else if (internal && !internal_may(cmd)) {
+        out_printf(b, "ERR not allowed from the metrics listener: '%s'\n", cmd);
+    } else if (strcmp(cmd, "metrics") == 0) {
+        out_printf(b, "OK\n");
+        wsd_metrics_render(s, b);
     } else if (strcmp(cmd, "list") == 0) {
         cmd_list(s, b, json);
     } else if (strcmp(cmd, "show") == 0) {
@@ -267,6 +281,7 @@ static void client_close(struct control_client *c)
     wsd_buf_done(&c->out);
     c->in_len = 0;
     c->answered = false;
+    c->internal = false;
 }
 
 static void client_flush(struct control_client *c)
@@ -320,41 +335,70 @@ static void handle_accept(struct supervisor *s)
     }
 }
 
+/* Read a request line, answer it, flush; a wsctl client is closed after its answer, the
+ * internal one goes on with its next request. */
 static void handle_client(struct supervisor *s, struct control_client *c)
 {
-    while (!c->answered) {
-        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    for (;;) {
+        while (!c->answered) {
+            ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len,
+                             MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                client_close(c);
+                return;
+            }
+            if (n < 0)
+                return; /* EAGAIN: the rest of the line comes with the next event */
+            c->in_len += (size_t)n;
+            c->in[c->in_len] = '\0';
+            char *nl = strchr(c->in, '\n');
+            if (!nl && c->in_len == sizeof(c->in) - 1)
+                nl = c->in + c->in_len; /* too long: answer what we have, it will be an error */
+            if (!nl)
+                continue;
+            *nl = '\0';
+            c->answered = true;
+            execute(s, c->in, &c->out, c->internal);
+            if (c->internal)
+                (void)wsd_buf_append(&c->out, "", 1); /* the end of this answer */
+            c->in_len = 0; /* one request at a time: nothing follows the line */
+        }
+        client_flush(c);
+        if (c->out.len > 0)
+            return; /* EPOLLOUT brings us back */
+        if (!c->internal) {
             client_close(c);
             return;
         }
-        if (n < 0)
-            break;
-        c->in_len += (size_t)n;
-        c->in[c->in_len] = '\0';
-        char *nl = strchr(c->in, '\n');
-        if (!nl && c->in_len == sizeof(c->in) - 1)
-            nl = c->in + c->in_len; /* too long: answer what we have, it will be an error */
-        if (!nl)
-            continue;
-        *nl = '\0';
-        c->answered = true;
-        execute(s, c->in, &c->out);
-    }
-    if (c->answered) {
-        client_flush(c);
-        if (c->out.len == 0)
-            client_close(c);
+        c->answered = false;
     }
 }
 
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events)
 {
     (void)events;
-    if (tag == WSD_TAG_CONTROL)
+    if (tag == WSD_TAG_CONTROL) {
         handle_accept(s);
-    else if (slot < CONTROL_CLIENTS && s->control->clients[slot].fd >= 0)
-        handle_client(s, &s->control->clients[slot]);
+        return;
+    }
+    struct control_client *c = slot <= CONTROL_INTERNAL ? &s->control->clients[slot] : NULL;
+    if (!c || c->fd < 0)
+        return;
+    handle_client(s, c);
+}
+
+int wsd_control_adopt(struct supervisor *s, int fd)
+{
+    struct control_client *c = &s->control->clients[CONTROL_INTERNAL];
+    if (c->fd >= 0)
+        client_close(c); /* the previous wsd-metrics process's end */
+    c->fd = fd;
+    c->internal = true;
+    int r = wsd_supervisor_watch(s, fd, WSD_TAG_CONTROL_CLIENT, CONTROL_INTERNAL,
+                                 EPOLLIN | EPOLLOUT | EPOLLET);
+    if (r < 0)
+        client_close(c);
+    return r;
 }
 
 /* Refuse to take over a socket another wsd still answers on; remove a stale one. */
@@ -378,7 +422,7 @@ int wsd_control_open(struct supervisor *s, const char *listen_addr)
         return -ENOMEM;
     s->control = ctl;
     ctl->fd = -1;
-    for (int i = 0; i < CONTROL_CLIENTS; i++)
+    for (int i = 0; i <= CONTROL_INTERNAL; i++)
         ctl->clients[i].fd = -1;
     if (s->cfg->control_socket[0]) {
         snprintf(ctl->path, sizeof(ctl->path), "%s", s->cfg->control_socket);
@@ -414,7 +458,7 @@ void wsd_control_close(struct supervisor *s)
     struct wsd_control *ctl = s->control;
     if (!ctl)
         return;
-    for (int i = 0; i < CONTROL_CLIENTS; i++)
+    for (int i = 0; i <= CONTROL_INTERNAL; i++)
         if (ctl->clients[i].fd >= 0)
             client_close(&ctl->clients[i]);
     if (ctl->fd >= 0 && ctl->path[0])

@@ -38,5 +38,6 @@ int main(int argc, char **argv)
     if (wsd_config_load(&cfg, stderr) < 0)
         return WSD_EXIT_CONFIG;
     wsd_log_setup((enum wsd_log_level)cfg.log_level, "wsd");
+    wsd_log_set_format((enum wsd_log_format)cfg.log_format);
     return wsd_supervisor_run(&cfg);
 }

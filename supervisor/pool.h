@@ -34,6 +34,11 @@ enum wsd_cause {
     WSD_CAUSE_COUNT,
 };
 
+/* Messages and bytes each way: a worker's count for its connection, as reported. */
+struct wsd_traffic {
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
+};
+
 enum { WSD_SIG_SENT_TERM = 1, WSD_SIG_SENT_CONT = 2, WSD_SIG_SENT_KILL = 4 };
 
 struct wsd_worker {
@@ -49,12 +54,14 @@ struct wsd_worker {
     uint64_t conn_start_ms;
     struct sockaddr_storage peer;
     char path[WSD_REPORT_PATH_MAX];
+    struct wsd_traffic counted; /* already added to the metrics' totals */
     /* A termination under way: first cause wins; escalation deadline for SIGKILL. */
     enum wsd_cause cause;
     uint16_t kill_code;
     uint8_t signals; /* WSD_SIG_SENT_* */
     bool escalated;
     uint64_t kill_deadline_ms;
+    uint64_t kill_ns; /* when the termination began (kill-to-exit latency) */
 };
 
 struct wsd_pool {

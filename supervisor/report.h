@@ -28,6 +28,8 @@ struct wsd_report {
     uint16_t close_code;
     uint8_t closed_by;
     uint8_t verdict; /* enum wsd_verdict */
+    /* DONE: the connection's messages and bytes each way (for the metrics' totals) */
+    uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
 };
 
 /* Send a report (blocking: the supervisor always drains). Returns 0 or -errno. */

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "core/iptable.h"
+#include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
 struct wsd_config;
@@ -27,6 +28,14 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
+};
+
+/* The wsd-metrics process (metrics_child.c); listen_fd < 0 without WSD_METRICS_LISTEN. */
+struct wsd_metrics_child {
+    int listen_fd, pidfd;
+    pid_t pid;
+    uint64_t started_ms, restart_at_ms;
 };
 
 struct wsd_totals {
@@ -58,6 +67,8 @@ struct supervisor {
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
     struct wsd_totals totals;
+    struct wsd_metrics metrics;
+    struct wsd_metrics_child metrics_child;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
@@ -89,9 +100,21 @@ void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
 int wsd_certs_load(struct supervisor *s);
 void wsd_certs_reload(struct supervisor *s);
 
+/* metrics_child.c: open WSD_METRICS_LISTEN at startup (logging where; 0 or -errno), start
+ * the wsd-metrics process, reap and restart it, and signal it when wsd stops (SIGTERM also
+ * closes the listener). */
+int wsd_metrics_child_open(struct supervisor *s);
+void wsd_metrics_child_start(struct supervisor *s);
+void wsd_metrics_child_exited(struct supervisor *s);
+void wsd_metrics_child_tick(struct supervisor *s, uint64_t now_ms);
+void wsd_metrics_child_stop(struct supervisor *s, int sig);
+
 /* control.c: the wsctl socket. */
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
 void wsd_control_close(struct supervisor *s);
+/* Serve the wsd-metrics process on fd (one end of a stream socketpair; control.c owns it from
+ * now on and closes it on EOF or when another is adopted). Returns 0 or -errno. */
+int wsd_control_adopt(struct supervisor *s, int fd);
 
 #endif

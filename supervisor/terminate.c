@@ -48,7 +48,11 @@ int wsd_terminate(struct supervisor *s, struct wsd_worker *w, enum wsd_cause cau
     if (first) {
         w->cause = cause;
         w->kill_code = code;
+        w->kill_ns = wsd_now_ns();
         s->totals.kills++;
+        s->metrics.terminations[cause]++;
+        if (cause == WSD_CAUSE_HEARTBEAT)
+            s->metrics.heartbeat_terminations++;
     }
     if (force)
         return send_kill(w);
@@ -133,19 +137,31 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
         w->cause = WSD_CAUSE_CRASH;
         w->kill_code = WSD_CLOSE_ABNORMAL;
     }
+    /* A crash or a SIGKILL without SIGTERM first leaves no close frame: 1006. */
+    bool no_frame = w->cause == WSD_CAUSE_CRASH ||
+                    (w->signals & (WSD_SIG_SENT_KILL | WSD_SIG_SENT_TERM)) == WSD_SIG_SENT_KILL;
+    if (w->cause != WSD_CAUSE_NONE)
+        code = no_frame ? WSD_CLOSE_ABNORMAL : w->kill_code;
+    wsd_metrics_closed(&s->metrics, w->cause, code);
+    if (w->kill_ns)
+        wsd_histogram_observe(&s->metrics.kill_to_exit, (double)(wsd_now_ns() - w->kill_ns) / 1e9);
     if (w->cause != WSD_CAUSE_NONE) {
-        /* A crash or a SIGKILL without SIGTERM first leaves no close frame: 1006. */
-        bool no_frame = w->cause == WSD_CAUSE_CRASH ||
-                        (w->signals & (WSD_SIG_SENT_KILL | WSD_SIG_SENT_TERM)) == WSD_SIG_SENT_KILL;
         char sigs[32], how[96] = "", peer[WSD_ADDR_STRLEN];
         describe_signals(w->signals, sigs, sizeof(sigs));
         if (si)
             wsd_reap_describe(si, how, sizeof(how));
         wsd_addr_format(&w->peer, peer);
-        wsd_log_notice("terminated conn=%" PRIu64 " pid=%d peer=%s cause=%s code=%u signals=%s "
-                       "escalated=%s%s%s",
-                       w->conn_id, w->pid, peer, wsd_cause_name(w->cause),
-                       no_frame ? WSD_CLOSE_ABNORMAL : w->kill_code, sigs, w->escalated ? "yes" : "no", si ? " worker " : "", how);
+        const struct wsd_log_field f[] = {
+            WSD_LOG_NUM("conn", w->conn_id),
+            WSD_LOG_NUM("pid", (uint64_t)w->pid),
+            WSD_LOG_STR("peer", peer),
+            WSD_LOG_STR("cause", wsd_cause_name(w->cause)),
+            WSD_LOG_NUM("code", code),
+            WSD_LOG_STR("signals", sigs),
+            WSD_LOG_STR("escalated", w->escalated ? "yes" : "no"),
+            WSD_LOG_STR("worker_exit", si ? how : "-"),
+        };
+        wsd_log_event(WSD_LOG_NOTICE, "terminated", f, sizeof(f) / sizeof(f[0]));
     }
     s->totals.closed++;
     s->totals.closed_by_cause[w->cause]++;
@@ -167,6 +183,7 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
     w->signals = 0;
     w->escalated = false;
     w->kill_deadline_ms = 0;
+    w->kill_ns = 0;
     bool reusable = !si && w->served < s->cfg->worker_reuse;
     wsd_pool_set_state(&s->pool, w, reusable ? WSD_WORKER_IDLE : WSD_WORKER_EXITING);
     if (reusable && s->stopping) /* back to idle while wsd stops: it must leave too */

@@ -130,6 +130,10 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .conn_id = h->conn_id,
         .close_code = res.close_code,
         .closed_by = (uint8_t)res.closed_by,
+        .in_msgs = res.in_msgs,
+        .in_bytes = res.in_bytes,
+        .out_msgs = res.out_msgs,
+        .out_bytes = res.out_bytes,
     };
     report(w, &done);
     if (r == 0 && res.leave)

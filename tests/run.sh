@@ -8,6 +8,7 @@
 #   unit         $BUILD/tests/test_*                 cmocka, CMOCKA_MESSAGE_OUTPUT=TAP
 #   integration  tests/integration/test_*.py         Debian's /usr/bin/python3 (python3-websockets)
 #                tests/integration/test_*.mjs        node --test --test-reporter=tap (npm ws)
+#   browser      tests/browser/test_*.mjs            the same, driving headless Chromium
 # with WSD_BIN=$PWD/$BUILD/wsd in the environment. PATTERNs (substrings of file names) run only
 # the matching files. After each file it looks for processes the file left behind (wsd or
 # anything else it started, found by a marker in their environment) and for zombies, reports
@@ -274,15 +275,25 @@ if (( ${#mjs_files[@]} )); then
 fi
 
 # ---- browser (headless Chromium via playwright-core)
-if [ -z "${WSD_TEST_DIR:-}" ] && want test_browser.mjs && [ -x "$WSD_BIN" ]; then
+browser_files=()
+if [ -z "${WSD_TEST_DIR:-}" ] && [ -x "$WSD_BIN" ]; then
+    for f in tests/browser/test_*.mjs; do want "$(basename "$f")" && browser_files+=("$f"); done
+fi
+if (( ${#browser_files[@]} )); then
+    why=
     if [ ! -x /usr/bin/chromium ]; then
-        fail "browser/test_browser.mjs: /usr/bin/chromium is missing (apt-get install chromium)"
+        why="/usr/bin/chromium is missing (apt-get install chromium)"
     elif [ ! -f tests/browser/node_modules/playwright-core/package.json ] &&
          ! (cd tests/browser && timeout 300 npm ci --no-audit --no-fund >"$LOGDIR/npm-browser.log" 2>&1); then
-        fail "browser/test_browser.mjs: 'npm ci' failed (see $LOGDIR/npm-browser.log)"
-    else
-        run_file browser/test_browser.mjs node --test --test-reporter=tap tests/browser/test_browser.mjs
+        why="'npm ci' failed (see $LOGDIR/npm-browser.log)"
     fi
+    for f in "${browser_files[@]}"; do
+        if [ -n "$why" ]; then
+            fail "${f#tests/}: $why"
+        else
+            run_file "${f#tests/}" node --test --test-reporter=tap "$f"
+        fi
+    done
 fi
 
 # ---- summary

@@ -7,19 +7,14 @@
 // Run: node --test --test-reporter=tap test_browser.mjs (WSD_BIN defaults to build/wsd).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, startWsd as start, stopWsd, waitForLog } from './wsd.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
-const wsdBin = process.env.WSD_BIN || path.join(root, 'build', 'wsd');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wsd-browser-'));
+const startWsd = (name, env) => start(tmp, name, env);
 
 // The page: everything happens in the browser; the result is left in window.result.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wsd browser test</title>
@@ -58,38 +53,6 @@ function run(port) {
 }
 </script>`;
 
-function startWsd(name, extraEnv) {
-  return new Promise((resolve, reject) => {
-    const logPath = path.join(tmp, name + '.log');
-    const log = fs.openSync(logPath, 'w');
-    const proc = spawn(wsdBin, [], {
-      env: { ...process.env, WSD_LISTEN: '127.0.0.1:0', WSD_PING_INTERVAL_MS: '0',
-             WSD_CONTROL_SOCKET: path.join(tmp, name + '.sock'), ...extraEnv },
-      stdio: ['ignore', log, log],
-    });
-    const deadline = Date.now() + 10000;
-    const poll = () => {
-      const m = fs.readFileSync(logPath, 'utf8').match(/listening on ws:\/\/127\.0\.0\.1:(\d+)\//);
-      if (m) return resolve({ proc, port: Number(m[1]), logPath });
-      if (proc.exitCode !== null || Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        return reject(new Error(name + ' did not start: ' + fs.readFileSync(logPath, 'utf8')));
-      }
-      setTimeout(poll, 20);
-    };
-    poll();
-  });
-}
-
-function stopWsd(s) {
-  return new Promise((resolve) => {
-    if (!s || s.proc.exitCode !== null) return resolve(s ? s.proc.exitCode : null);
-    const t = setTimeout(() => s.proc.kill('SIGKILL'), 10000);
-    s.proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
-    s.proc.kill('SIGTERM');
-  });
-}
-
 let httpServer, httpPort, context, wsdOn, wsdOff;
 
 before(async () => {
@@ -101,13 +64,7 @@ before(async () => {
   httpPort = httpServer.address().port;
   wsdOn = await startWsd('wsd-deflate', {});
   wsdOff = await startWsd('wsd-nodeflate', { WSD_DEFLATE: 'off' });
-  context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await launchChromium(tmp);
 });
 
 after(async () => {
@@ -125,15 +82,6 @@ async function runPage(port) {
     return await page.evaluate((p) => run(p), port);
   } finally {
     await page.close();
-  }
-}
-
-async function waitForLog(logPath, re) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const m = fs.readFileSync(logPath, 'utf8').match(re);
-    if (m || Date.now() > deadline) return m;
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 

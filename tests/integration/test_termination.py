@@ -295,9 +295,12 @@ async def heartbeat_dead_peer():
         async with ws_connect(w) as live:  # websockets answers pings by itself
             client = subprocess.Popen([sys.executable, "-c", CLIENT, w.url("/dead")],
                                       stdout=subprocess.PIPE, text=True)
+            # Blocking calls go to a thread: the live client answers pings only while this
+            # event loop runs, and 0.6 s without a pong closes it (seen under load: the child
+            # python starting up, or ss, took that long).
             try:
-                port = int(client.stdout.readline())
-                cid = conn_id(w, port)
+                port = int(await asyncio.to_thread(client.stdout.readline))
+                cid = await asyncio.to_thread(conn_id, w, port)
                 # let a few pings be answered, then freeze the client
                 await asyncio.sleep(0.8)
                 t0 = time.monotonic()
@@ -311,7 +314,7 @@ async def heartbeat_dead_peer():
                 check(took <= 0.6 + 1.0, f"detected {took:.2f} s after the client stopped")
                 check("cause=heartbeat" in line and "code=1001" in line, line)
                 # its TCP connection ends: the worker is gone
-                await await_until(lambda: str(port) not in subprocess.run(
+                await asyncio.to_thread(wait_until, lambda: str(port) not in subprocess.run(
                     ["ss", "-tnH", "state", "established"], capture_output=True,
                     text=True).stdout, 5, "the dead peer's TCP connection to end")
             finally:

@@ -439,6 +439,44 @@ static void test_http_upgrade_parse_need_more(void **state)
     assert_int_equal(wsd_http_upgrade_parse(&req, (const uint8_t *)in, len, MAX_BYTES), (int)len);
 }
 
+/* The plain request parse (the metrics listener): any method, no upgrade headers needed, Host
+ * still exactly once; byte by byte it asks for more until the blank line. */
+static void test_http_upgrade_request_parse(void **state)
+{
+    static const char post[] = "POST /api/kill HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+                               "Origin: http://127.0.0.1:9\r\nContent-Length: 4\r\n\r\nid=1";
+    size_t head = strlen(post) - 4;
+    struct wsd_http_upgrade req = {0};
+
+    (void)state;
+    for (size_t i = 0; i < head; i++)
+        assert_int_equal(wsd_http_request_parse(&req, (const uint8_t *)post, i, MAX_BYTES),
+                         WSD_PROTO_NEED_MORE);
+    assert_int_equal(wsd_http_request_parse(&req, (const uint8_t *)post, strlen(post), MAX_BYTES),
+                     (int)head);
+    assert_view(req.method, "POST");
+    assert_view(req.target, "/api/kill");
+    assert_view(req.host, "127.0.0.1:9");
+    assert_view(req.origin, "http://127.0.0.1:9");
+    assert_view(wsd_http_upgrade_header(&req, "content-length"), "4");
+    assert_null(req.key.ptr);
+
+    static const char *const bad[] = {
+        "GET /metrics HTTP/1.1\r\n\r\n",                          /* no Host */
+        "GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",    /* two */
+        "GET /metrics HTTP/1.0\r\nHost: a\r\n\r\n",               /* not 1.1 */
+        "GET /metrics HTTP/1.1\nHost: a\r\n\r\n",                  /* bare LF */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&req, 0, sizeof(req));
+        assert_int_equal(wsd_http_request_parse(&req, (const uint8_t *)bad[i], strlen(bad[i]),
+                                                MAX_BYTES),
+                         E400);
+    }
+    memset(&req, 0, sizeof(req));
+    assert_int_equal(wsd_http_request_parse(&req, (const uint8_t *)post, head - 1, 64), E431);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -464,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_http_upgrade_parse_too_many_headers),
         cmocka_unit_test(test_http_upgrade_parse_too_large),
         cmocka_unit_test(test_http_upgrade_parse_need_more),
+        cmocka_unit_test(test_http_upgrade_request_parse),
     };
 
     return cmocka_run_group_tests(tests, NULL, teardown);
