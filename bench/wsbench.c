@@ -14,6 +14,7 @@
 #include "bench/engine.h"
 #include "bench/procmem.h"
 #include "bench/spawn_probe.h"
+#include "bench/tls_engine.h"
 
 #define WSD_UNUSED(x) (void)(x)
 
@@ -33,6 +34,9 @@ static const char usage[] =
     "  --timeout seconds per handshake and close (10), --batch connects in flight (256),\n"
     "  --settle seconds before hold measures memory (3), --control wsd's control socket\n"
     "  (default $WSD_CONTROL_SOCKET), --code close code kill asks for (1008)\n"
+    "  --tls (or a wss:// URL): TLS with wolfSSL (conn and echo; no certificate check),\n"
+    "  --tls-version 1.2|1.3, --epoll: ws:// through the TLS engine's loop (the baseline\n"
+    "  for a wss:// / ws:// ratio)\n"
     "exit status: 0 clean run, 1 connection errors or server-initiated closes, 2 protocol\n"
     "  error or echo mismatch (the run stops at once), 64 bad usage\n";
 
@@ -83,9 +87,15 @@ static void parse_url(struct wsb_config *cfg)
     unsigned long port = 80;
     size_t hl;
 
-    if (strncmp(u, "ws://", 5) != 0)
-        bad_usage("only ws:// URLs are supported:", u);
-    u += 5;
+    if (strncmp(u, "wss://", 6) == 0) {
+        cfg->tls = true;
+        port = 443;
+        u += 6;
+    } else if (strncmp(u, "ws://", 5) == 0) {
+        u += 5;
+    } else {
+        bad_usage("only ws:// and wss:// URLs are supported:", u);
+    }
     slash = strchr(u, '/');
     if (!slash)
         slash = u + strlen(u);
@@ -133,6 +143,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "timeout", required_argument, NULL, 'T' }, { "batch", required_argument, NULL, 'B' },
         { "settle", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
         { "control", required_argument, NULL, 'C' }, { "code", required_argument, NULL, 'K' },
+        { "tls", no_argument, NULL, 't' },          { "epoll", no_argument, NULL, 'e' },
+        { "tls-version", required_argument, NULL, 'V' },
         { 0 },
     };
     int o;
@@ -181,6 +193,13 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 'S': cfg->settle_s = parse_num("--settle", optarg, 0, 600); break;
         case 'C': cfg->control = optarg; break;
         case 'K': cfg->kill_code = (uint16_t)parse_num("--code", optarg, 1000, 4999); break;
+        case 't': cfg->tls = true; break;
+        case 'e': cfg->epoll = true; break;
+        case 'V':
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
+                bad_usage("--tls-version must be 1.2 or 1.3, not", optarg);
+            cfg->tls_version = optarg[2] == '2' ? 12 : 13;
+            break;
         case 'h': fputs(usage, stdout); exit(0);
         default: bad_usage("bad option", argv[optind - 1]);
         }
@@ -375,8 +394,12 @@ int main(int argc, char **argv)
     if (cfg.mode == WSB_MODE_HOLD)
         measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.pte_before,
                     &hold_mem.self_before, &hold_mem.procs_before);
+    if ((cfg.tls || cfg.epoll) && cfg.mode != WSB_MODE_CONN && cfg.mode != WSB_MODE_ECHO)
+        bad_usage("--tls and --epoll run conn and echo only, not", mode_name[cfg.mode]);
     if (cfg.mode == WSB_MODE_SPAWN)
         r = wsb_spawn_probe_run(&cfg, res);
+    else if (cfg.tls || cfg.epoll)
+        r = wsb_tls_engine_run(&cfg, res);
     else
         r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
     if (r < 0)
