@@ -351,6 +351,36 @@ static bool conn_process(struct acceptor *a, uint32_t slot)
     return false;
 }
 
+static void quiesce(struct acceptor *a);
+
+static void apply_ctl(struct acceptor *a, const struct wsd_acceptor_msg *m)
+{
+    if (m->type == WSD_ACCEPTOR_MSG_CLOSED) {
+        a->live = a->live > 0 ? a->live - 1 : 0;
+        struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &m->ip);
+        if (e && e->count > 0)
+            e->count--;
+        if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
+            wsd_iptable_drop(&a->per_ip, &m->ip);
+    } else if (m->type == WSD_ACCEPTOR_MSG_QUIESCE) {
+        quiesce(a);
+    } else if (m->type == WSD_ACCEPTOR_MSG_BAN) {
+        struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &m->ip);
+        if (e)
+            e->until_ms = m->until_ms;
+    }
+}
+
+/* The supervisor's messages already queued, applied now rather than when the ring's recv gets
+ * to them: the supervisor sends a ban before it ends the banned IP's connections, so the ban
+ * must hold for a handshake the client starts after its 1008. */
+static void apply_queued_ctl(struct acceptor *a)
+{
+    struct wsd_acceptor_msg m;
+    while (recv(a->args->ctl_fd, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
+        apply_ctl(a, &m);
+}
+
 static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t which)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -385,6 +415,7 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t
     (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
     c->ip = wsd_ip_from_sockaddr(&ss);
     list_push(a, &a->pending, slot);
+    apply_queued_ctl(a);
     struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &c->ip);
     if (e && e->until_ms > c->accepted_ns / 1000000) /* banned: no request is read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
@@ -487,21 +518,8 @@ static void handle_ctl(struct acceptor *a, struct io_uring_cqe *cqe)
         a->stop = true;
         return;
     }
-    const struct wsd_acceptor_msg *m = &a->ctl_msg;
-    if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_CLOSED) {
-        a->live = a->live > 0 ? a->live - 1 : 0;
-        struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &m->ip);
-        if (e && e->count > 0)
-            e->count--;
-        if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
-            wsd_iptable_drop(&a->per_ip, &m->ip);
-    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_QUIESCE) {
-        quiesce(a);
-    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_BAN) {
-        struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &m->ip);
-        if (e)
-            e->until_ms = m->until_ms;
-    }
+    if (cqe->res == sizeof(a->ctl_msg))
+        apply_ctl(a, &a->ctl_msg);
     arm_ctl(a);
 }
 
