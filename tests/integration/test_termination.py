@@ -360,6 +360,9 @@ async def abuse_ban():
             await recv_within(good)
             bystander = RawFrom(w, "127.0.0.2")
             bystander.handshake()
+            # Accepted before the ban, their requests sent only after the 1008: the acceptor
+            # must know of the ban by the time it hands them off, not just when it accepts.
+            early = [RawFrom(w, "127.0.0.2") for _ in range(4)]
             for i in range(3):
                 with RawFrom(w, "127.0.0.2") as bad:
                     bad.handshake()
@@ -367,10 +370,16 @@ async def abuse_ban():
                     bad.expect_close(1002)
             bystander.expect_close(1008)
             bystander.close()
-            with RawFrom(w, "127.0.0.2") as c:
+            for c in early:
                 c.send(upgrade_request())
-                r = c.read_http()
-                check(r.status == 429, f"banned IP got {r.status}")
+            # and new connections made right after the 1008, as fast as a client can
+            late = [RawFrom(w, "127.0.0.2") for _ in range(4)]
+            for c in late:
+                c.send(upgrade_request())
+            for c in early + late:
+                with c:
+                    r = c.read_http()
+                    check(r.status == 429, f"banned IP got {r.status} after its 1008")
             await good.send("still")
             check(await recv_within(good) == "still", "127.0.0.1's connection")
             echo_once(w, "new")  # 127.0.0.1 still gets new connections
