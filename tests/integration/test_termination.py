@@ -149,6 +149,45 @@ async def stubborn_worker_escalates():
         w.check_clean()
 
 
+@case("two stubborn workers put on the ladder 0.4 s apart are each SIGKILLed a grace after "
+      "their own SIGTERM (the supervisor keeps the next deadline, not just the first)")
+async def stubborn_workers_escalate_in_turn():
+    grace = 0.8
+    with Wsd(env={"WSD_HANDLER": "test-stubborn", "WSD_KILL_GRACE_MS": str(int(grace * 1000))}) as w:
+        async with ws_connect(w) as a, ws_connect(w) as b:
+            for ws in (a, b):
+                await ws.send("x")
+                await recv_within(ws)
+            ca, cb = conn_id(w, local_port(a)), conn_id(w, local_port(b))
+            ended = {}
+
+            async def watch(name, ws):
+                try:
+                    await expect_server_close(ws, grace + 2.0)
+                    ended[name] = time.monotonic()
+                except asyncio.TimeoutError:
+                    ended[name] = None
+
+            watchers = [asyncio.create_task(watch("a", a)), asyncio.create_task(watch("b", b))]
+            ta = time.monotonic()
+            check(wsctl(w, "kill", ca)[0] == 0, "kill a")
+            await asyncio.sleep(0.4)
+            tb = time.monotonic()
+            check(wsctl(w, "kill", cb)[0] == 0, "kill b")
+            await asyncio.gather(*watchers)
+            check(None not in ended.values(), f"a connection was never ended: {ended}")
+            # never before the grace; the upper bound only catches a deadline that was lost
+            check(ended["a"] - ta >= grace - 0.05 and ended["b"] - tb >= grace - 0.05,
+                  f"a ended {ended['a'] - ta:.2f} s, b {ended['b'] - tb:.2f} s after its kill")
+            check(ended["b"] - tb <= grace + 2.0 * SLOW, f"b ended {ended['b'] - tb:.2f} s late")
+            for cid in (ca, cb):
+                line = terminated_line(w, cid)
+                check("signals=TERM,CONT,KILL" in line and "escalated=yes" in line, line)
+            rc, out, _ = wsctl(w, "stats")
+            check("escalations: 2" in out, out)
+        w.check_clean()
+
+
 @case("kill -TERM <worker pid> (the old way) closes that connection with 1001")
 async def plain_kill_term():
     with Wsd() as w:
