@@ -39,7 +39,7 @@ enum op {
     OP_ACCEPT = 1, /* slot 0: ws://, slot 1: wss:// */
     OP_RECV,
     OP_POLL, /* wss://: wait for the ClientHello to start arriving */
-    OP_CTL, /* the supervisor's control socket became readable */
+    OP_CTL,  /* the supervisor's control socket became readable */
     OP_SIGNAL,
     OP_TICK,
 };
@@ -460,8 +460,7 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t
     (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
     c->ip = wsd_ip_from_sockaddr(&ss);
     list_push(a, &a->pending, slot);
-    if (ip_banned(wsd_iptable_get(&a->per_ip, &c->ip), c->accepted_ns / 1000000))
-        /* banned: no request is read */
+    if (ip_banned(wsd_iptable_get(&a->per_ip, &c->ip), c->accepted_ns / 1000000)) /* no read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
     arm_read(a, slot);
     arm_tick(a);

@@ -18,8 +18,8 @@ static void ban(struct supervisor *s, const struct wsd_ip *ip, uint64_t until_ms
     wsd_ip_format(ip, addr);
     s->totals.bans++;
     /* The acceptor first: once a client sees its 1008, its next handshake must meet the ban. */
-    wsd_acceptor_tell(s, &(struct wsd_acceptor_msg){.type = WSD_ACCEPTOR_MSG_BAN, .ip = *ip,
-                                                    .until_ms = until_ms});
+    struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_BAN, .ip = *ip, .until_ms = until_ms};
+    wsd_acceptor_tell(s, &m);
     uint32_t ended = 0;
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];

@@ -104,8 +104,8 @@ static uint32_t acceptor_seed(struct supervisor *s, struct wsd_acceptor_msg **re
     for (uint32_t i = 0; i < s->abuse.cap && n < max; i++) {
         const struct wsd_ip_entry *e = &s->abuse.entries[i];
         if (e->until_ms > now && wsd_iptable_get(&s->abuse, &e->ip) == e)
-            (*ret)[n++] = (struct wsd_acceptor_msg){.type = WSD_ACCEPTOR_MSG_BAN, .ip = e->ip,
-                                                    .until_ms = e->until_ms};
+            (*ret)[n++] = (struct wsd_acceptor_msg){
+                .type = WSD_ACCEPTOR_MSG_BAN, .ip = e->ip, .until_ms = e->until_ms};
     }
     return n;
 }
