@@ -130,11 +130,8 @@ static bool apply_param(struct wsd_deflate_params *p, bool seen[P_COUNT], const 
         /* zlib's raw deflate refuses an 8-bit window, and a 9-bit one would break the
          * client's 256-byte window: decline rather than send what it cannot inflate. */
         return p->server_max_window_bits > WINDOW_BITS_MIN;
-    case P_CMWB: /* RFC 7692 7.1.2.2: the value is optional */
-        if (value == NULL)
-            return true; /* we do not limit the client: it keeps 15 */
-        p->client_max_window_bits = parse_window_bits(value);
-        return p->client_max_window_bits != 0;
+    case P_CMWB: /* RFC 7692 7.1.2.2: the value is optional; we may leave it unanswered */
+        return value == NULL || parse_window_bits(value) != 0;
     }
     return false;
 }
@@ -207,9 +204,6 @@ size_t wsd_deflate_response_write(const struct wsd_deflate_params *params, char 
     if (n >= 0 && (size_t)n < cap && params->server_max_window_bits != 0)
         n += snprintf(out + n, cap - (size_t)n, "; server_max_window_bits=%u",
                       params->server_max_window_bits);
-    if (n >= 0 && (size_t)n < cap && params->client_max_window_bits != 0)
-        n += snprintf(out + n, cap - (size_t)n, "; client_max_window_bits=%u",
-                      params->client_max_window_bits);
     return n >= 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -238,17 +232,29 @@ static int zlib_error(int zr)
 
 static int inflate_start(struct wsd_deflate *d)
 {
-    /* A window at least as big as the client's. 9 for an agreed 8: zlib cannot deflate raw
-     * with 8, so zlib-based clients use 9 (old zlib did so silently), and a bigger window
-     * inflates either. */
-    int bits =
-        d->params.client_max_window_bits ? d->params.client_max_window_bits : WINDOW_BITS_MAX;
-    if (bits == WINDOW_BITS_MIN)
-        bits = WINDOW_BITS_MIN + 1;
-    if (inflateInit2(&d->_in, -bits) != Z_OK) /* negative: raw DEFLATE, no zlib header */
+    /* Always the largest window, whatever client_max_window_bits says: it inflates any
+     * window a client uses. With the agreed window instead, a client that breaks the
+     * agreement would be refused or not depending on how its bytes were split: zlib checks a
+     * distance against the window plus the output of the current inflate() call. */
+    if (inflateInit2(&d->_in, -WINDOW_BITS_MAX) != Z_OK) /* negative: raw, no zlib header */
         return WSD_PROTO_ERR_CLOSE(WSD_CLOSE_INTERNAL_ERROR);
     d->_in_ready = true;
     return 0;
+}
+
+/* Pass the produced bytes that fit in room to sink, then refuse the rest (RFC 6455 7.4.1:
+ * too big to process). */
+static int take_output(struct wsd_deflate *d, const uint8_t *out, size_t produced,
+                       uint64_t room, wsd_deflate_sink_cb sink, void *userdata)
+{
+    size_t fits = produced < room ? produced : (size_t)room;
+    if (fits > 0) {
+        int r = sink(out, fits, userdata);
+        if (r < 0)
+            return r;
+    }
+    d->_inflated += fits;
+    return fits < produced ? WSD_PROTO_ERR_CLOSE(WSD_CLOSE_MESSAGE_TOO_BIG) : 0;
 }
 
 /* Run the inflater over in. Bytes after a final (BFINAL) block are ignored: RFC 7692 7.2.3.4
@@ -269,19 +275,18 @@ static int inflate_run(struct wsd_deflate *d, const uint8_t *in, size_t len, uin
             z->avail_out = room < CHUNK ? (uInt)room + 1 : CHUNK;
             uInt before = z->avail_out;
             int zr = inflate(z, Z_SYNC_FLUSH);
-            size_t produced = before - z->avail_out;
+            /* Report the first problem in the order of the inflated bytes, so that the result
+             * does not depend on how the input was split: given more input, zlib reads on
+             * past a full output buffer (block headers need no output room) and may find
+             * corrupt data behind the byte that already broke the limit; and the sink may
+             * refuse a byte before the limit in a chunk that ends past it. */
+            int r = take_output(d, chunk, before - z->avail_out, room, sink, userdata);
+            if (r < 0)
+                return r;
             if (zr == Z_STREAM_END)
                 d->_in_ended = true;
             else if (zr != Z_OK && zr != Z_BUF_ERROR)
                 return zlib_error(zr);
-            d->_inflated += produced;
-            if (d->_inflated > limit) /* RFC 6455 7.4.1: too big to process */
-                return WSD_PROTO_ERR_CLOSE(WSD_CLOSE_MESSAGE_TOO_BIG);
-            if (produced > 0) {
-                int r = sink(chunk, produced, userdata);
-                if (r < 0)
-                    return r;
-            }
             if (zr == Z_BUF_ERROR || d->_in_ended)
                 break; /* no progress possible, or the stream is over */
         } while (z->avail_in > 0 || z->avail_out == 0);

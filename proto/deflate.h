@@ -13,12 +13,13 @@
 
 #define WSD_DEFLATE_RESPONSE_MAX 160 /* the longest response wsd_deflate_response_write makes */
 
-/* What was agreed. The window bits are the values written in the response; 0 = not written. */
+/* What was agreed, as written in the response. client_max_window_bits is never written (RFC
+ * 7692 7.1.2.2 lets the server leave it out): the inflater takes any window up to 2^15, so
+ * wsd has no reason to limit the client's. */
 struct wsd_deflate_params {
     bool server_no_context_takeover; /* we reset the deflater after each message */
     bool client_no_context_takeover; /* the client resets; we reset the inflater too */
-    uint8_t server_max_window_bits;  /* 9-15: our deflater's window; 0 = 15 */
-    uint8_t client_max_window_bits;  /* 8-15: the client's window; 0 = 15 */
+    uint8_t server_max_window_bits;  /* 9-15: our deflater's window; 0 = not written, 15 */
 };
 
 /* Look through one Sec-WebSocket-Extensions value (value, len bytes: a comma-separated list
@@ -26,7 +27,9 @@ struct wsd_deflate_params {
  * permessage-deflate offer wsd can accept (RFC 7692 5, 7.1). An offer is declined, and the
  * next one considered, when a parameter is unknown, repeated, has a value it may not have or
  * lacks one it needs, or a window bits value is not 8-15 (RFC 7692 7.1). An offer asking for
- * server_max_window_bits=8 is declined too: zlib's raw deflate cannot use a 256-byte window.
+ * server_max_window_bits=8 is declined too: zlib's raw deflate cannot use a 256-byte window,
+ * and RFC 7692 7.1.2.1 forbids answering with a bigger one. client_max_window_bits, with or
+ * without a value (8-15), is accepted and not answered.
  * Returns 1 and fills *ret_params for an accepted offer; 0 when none can be accepted or the
  * list is malformed before an acceptable offer (the connection then goes on uncompressed). */
 int wsd_deflate_negotiate(const char *value, size_t len, struct wsd_deflate_params *ret_params);

@@ -70,6 +70,9 @@ static void acceptor_main(void *arg)
     for (int i = 0; i < 4; i++)
         if (from[i] >= 0 && (t[i] < 0 || (t[i] != 3 + i && dup3(t[i], 3 + i, O_CLOEXEC) < 0)))
             _exit(WSD_EXIT_FAILURE);
+    for (int i = 0; i < 4; i++)
+        if (from[i] < 0) /* no such listener: 3 + i is still whatever the supervisor had there */
+            (void)close(3 + i);
     (void)wsd_sys_close_range(7, 0);
     struct wsd_acceptor_args a = {
         .cfg = s->cfg,

@@ -31,8 +31,7 @@ def add_case(cid, desc, fn):
 def echo_case(opcode, payload, chop=None, frag=None, ext=None, compress=False):
     """Send one message (whole, chopped into TCP pieces, or fragmented), expect its echo."""
     def run(env):
-        c = Client(env.port, extensions=ext)
-        try:
+        with Client(env.port, extensions=ext) as c:
             if frag:
                 c.send_message(opcode, payload, compress=compress, frag=frag)
             else:
@@ -43,22 +42,17 @@ def echo_case(opcode, payload, chop=None, frag=None, ext=None, compress=False):
                 c.send(frame(opcode, data, rsv=rsv), chop=chop)
             c.expect_echo(opcode, payload)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
 def fail_case(frames, code, before=(), chop=None, ext=None, port_attr="port"):
     """Send frames (bytes, pipelined), expect the events in before, then close with code."""
     def run(env):
-        c = Client(getattr(env, port_attr), extensions=ext)
-        try:
+        with Client(getattr(env, port_attr), extensions=ext) as c:
             c.send(b"".join(frames), chop=chop)
             for kind, value in before:
                 c.expect(kind, value)
             c.expect_close(code)
-        finally:
-            c.close()
     return run
 
 
@@ -103,8 +97,7 @@ def _(env):
 
 def ping_case(payloads, chop=None, separate=False):
     def run(env):
-        c = Client(env.port)
-        try:
+        with Client(env.port) as c:
             if separate:
                 for p in payloads:
                     c.send_frame(OP_PING, p)
@@ -114,8 +107,6 @@ def ping_case(payloads, chop=None, separate=False):
             for p in payloads:
                 c.expect("pong", p)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
@@ -128,44 +119,32 @@ add_case("2.5", "ping with 126 bytes fails with 1002",
 add_case("2.6", "ping with 125 bytes sent byte by byte", ping_case([b"\xfe" * 125], chop=1))
 
 
-@case("2.7", "unsolicited empty pong: no answer")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send_frame(OP_PONG)
-        c.barrier()
-        c.finish()
-    finally:
-        c.close()
+def unanswered_case(data, pongs=()):
+    """Send data; only the pongs listed come back before the barrier's own pong."""
+    def run(env):
+        with Client(env.port) as c:
+            c.send(data)
+            for p in pongs:
+                c.expect("pong", p)
+            c.barrier()
+            c.finish()
+    return run
 
 
-@case("2.8", "unsolicited pong with payload: no answer")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send_frame(OP_PONG, b"unsolicited pong payload")
-        c.barrier()
-        c.finish()
-    finally:
-        c.close()
-
-
-@case("2.9", "unsolicited pong, then ping: only the pong to the ping")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send(frame(OP_PONG, b"unsolicited") + frame(OP_PING, b"ping payload"))
-        c.expect("pong", b"ping payload")
-        c.barrier()
-        c.finish()
-    finally:
-        c.close()
-
-
+add_case("2.7", "unsolicited empty pong: no answer", unanswered_case(frame(OP_PONG)))
+add_case("2.8", "unsolicited pong with payload: no answer",
+         unanswered_case(frame(OP_PONG, b"unsolicited pong payload")))
+add_case("2.9", "unsolicited pong, then ping: only the pong to the ping",
+         unanswered_case(frame(OP_PONG, b"unsolicited") + frame(OP_PING, b"ping payload"),
+                         [b"ping payload"]))
 add_case("2.10", "10 pings pipelined get 10 pongs in order",
          ping_case([b"payload-%d" % i for i in range(10)]))
 add_case("2.11", "10 pings sent one at a time get 10 pongs in order",
          ping_case([b"payload-%d" % i for i in range(10)], separate=True))
+add_case("2.12", "pong with 126 bytes fails with 1002",
+         fail_case([frame(OP_PONG, b"\xfe" * 126)], 1002))
+add_case("2.13", "unsolicited pong with 125 bytes: no answer",
+         unanswered_case(frame(OP_PONG, b"\xfe" * 125)))
 
 
 # ---- 3 reserved bits (no extension negotiated) ----
@@ -229,8 +208,7 @@ add_case("5.5", "binary in 100 one-byte fragments", echo_case(OP_BINARY, bytes(r
 
 def _frag_ping(env, pieces, ping_after, chop=None, opcode=OP_TEXT, separate=False):
     """Fragments of one message, with a ping after fragment i for each i in ping_after."""
-    c = Client(env.port)
-    try:
+    with Client(env.port) as c:
         out = []
         for i, p in enumerate(pieces):
             out.append(frame(opcode if i == 0 else OP_CONT, p, fin=i == len(pieces) - 1))
@@ -246,8 +224,6 @@ def _frag_ping(env, pieces, ping_after, chop=None, opcode=OP_TEXT, separate=Fals
             c.expect("pong", b"ping-%d" % i)
         c.expect_echo(opcode, b"".join(pieces))
         c.finish()
-    finally:
-        c.close()
 
 
 add_case("5.6", "text in 2 fragments with a ping between: pong, then echo",
@@ -355,16 +331,13 @@ INVALID = [
 
 def utf8_case(data, valid, frag=None):
     def run(env):
-        c = Client(env.port)
-        try:
+        with Client(env.port) as c:
             c.send_message(OP_TEXT, data, frag=frag)
             if valid:
                 c.expect_echo(OP_TEXT, data)
                 c.finish()
             else:
                 c.expect_close(1007)
-        finally:
-            c.close()
     return run
 
 
@@ -406,8 +379,7 @@ def _split(env, data, cuts, valid):
     for cut in cuts + [len(data)]:
         pieces.append(data[prev:cut])
         prev = cut
-    c = Client(env.port)
-    try:
+    with Client(env.port) as c:
         c.send(b"".join(frame(OP_TEXT if k == 0 else OP_CONT, p, fin=k == len(pieces) - 1)
                         for k, p in enumerate(pieces)))
         if valid:
@@ -415,19 +387,14 @@ def _split(env, data, cuts, valid):
             c.finish()
         else:
             c.expect_close(1007)
-    finally:
-        c.close()
 
 
 def fail_fast(first_frame_bytes):
     """Invalid UTF-8 in an unfinished message: 1007 before the rest is sent (RFC 6455 8.1)."""
     def run(env):
-        c = Client(env.port)
-        try:
+        with Client(env.port) as c:
             c.send_frame(OP_TEXT, first_frame_bytes, fin=False)
             c.expect_close(1007, timeout=2.0)  # the rest of the message is never sent
-        finally:
-            c.close()
     return run
 
 
@@ -441,12 +408,9 @@ add_case("6.10.3", "fail fast: overlong at the start of the first fragment",
 
 @case("6.10.4", "fail fast: invalid byte split over fragments 1 and 2, message unfinished")
 def _(env):
-    c = Client(env.port)
-    try:
+    with Client(env.port) as c:
         c.send(frame(OP_TEXT, b"ab\xed", fin=False) + frame(OP_CONT, b"\xa0", fin=False))
         c.expect_close(1007, timeout=2.0)
-    finally:
-        c.close()
 
 
 @case("6.11.1", "text ends inside a character over an empty final fragment: 1007")
@@ -463,86 +427,44 @@ def _(env):
 
 @case("7.1.1", "echo, then close 1000: closing handshake")
 def _(env):
-    c = Client(env.port)
-    try:
+    with Client(env.port) as c:
         c.send_frame(OP_TEXT, "Hello")
         c.expect_echo(OP_TEXT, "Hello")
         c.finish()
-    finally:
-        c.close()
 
 
-@case("7.1.2", "two close frames: one close back, then TCP close")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send(frame(OP_CLOSE, close_payload(1000)) + frame(OP_CLOSE, close_payload(1000)))
-        c.sent_close = True
-        c.expect_close(1000)
-    finally:
-        c.close()
+def after_close_case(frames, before=()):
+    """frames, pipelined, hold our close frame: what follows it goes unanswered; the events in
+    before (answers to what precedes it) come back, then the close."""
+    def run(env):
+        with Client(env.port) as c:
+            c.send_after_close(b"".join(frames))
+            for kind, value in before:
+                c.expect(kind, value)
+            c.expect_close(1000)
+    return run
 
 
-@case("7.1.3", "ping after close: no pong")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send(frame(OP_CLOSE, close_payload(1000)) + frame(OP_PING, b"after close"))
-        c.sent_close = True
-        c.expect_close(1000)
-    finally:
-        c.close()
-
-
-@case("7.1.4", "text after close: no echo")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send(frame(OP_CLOSE, close_payload(1000)) + frame(OP_TEXT, "after close"))
-        c.sent_close = True
-        c.expect_close(1000)
-    finally:
-        c.close()
-
-
-@case("7.1.5", "first fragment, close, last fragment: no echo")
-def _(env):
-    c = Client(env.port)
-    try:
-        c.send(frame(OP_TEXT, "frag1", fin=False) + frame(OP_CLOSE, close_payload(1000)) +
-               frame(OP_CONT, "frag2"))
-        c.sent_close = True
-        c.expect_close(1000)
-    finally:
-        c.close()
-
-
-@case("7.1.6", "256 KiB message, close, ping: the echo, close, no pong")
-def _(env):
-    c = Client(env.port)
-    try:
-        big = b"BAsd7&jh23" * 26214 + b"Bj"
-        c.send(frame(OP_TEXT, big) + frame(OP_CLOSE, close_payload(1000)) +
-               frame(OP_PING, b"x"))
-        c.sent_close = True
-        c.expect_echo(OP_TEXT, big)
-        c.expect_close(1000)
-    finally:
-        c.close()
+_CLOSE = frame(OP_CLOSE, close_payload(1000))
+_BIG = b"BAsd7&jh23" * 26214 + b"Bj"
+add_case("7.1.2", "two close frames: one close back, then TCP close",
+         after_close_case([_CLOSE, _CLOSE]))
+add_case("7.1.3", "ping after close: no pong",
+         after_close_case([_CLOSE, frame(OP_PING, b"after close")]))
+add_case("7.1.4", "text after close: no echo",
+         after_close_case([_CLOSE, frame(OP_TEXT, "after close")]))
+add_case("7.1.5", "first fragment, close, last fragment: no echo",
+         after_close_case([frame(OP_TEXT, "frag1", fin=False), _CLOSE, frame(OP_CONT, "frag2")]))
+add_case("7.1.6", "256 KiB message, close, ping: the echo, close, no pong",
+         after_close_case([frame(OP_TEXT, _BIG), _CLOSE, frame(OP_PING, b"x")],
+                          before=[("text", _BIG)]))
 
 
 def close_echo(payload, want):
     def run(env):
-        c = Client(env.port)
-        try:
+        with Client(env.port) as c:
             c.send_frame(OP_CLOSE, payload)
-            if want in (1002, 1007):
-                c.expect_close(want)
-            else:
-                c.sent_close = True
-                c.expect_close(want)
-        finally:
-            c.close()
+            c.expect_close(want)
     return run
 
 
@@ -574,14 +496,11 @@ for i, code in enumerate([0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016
 
 @case("7.13.1", "data after our close and the server's: nothing answered, TCP closed")
 def _(env):
-    c = Client(env.port)
-    try:
+    with Client(env.port) as c:
         c.send_close(1000)
         c.expect("close", (1000, ""))
         c.send(frame(OP_TEXT, "late") + frame(OP_PING, b"late"))
         c.expect_eof()
-    finally:
-        c.close()
 
 
 # ---- 9 limits and performance (sizes up to WSD_MAX_MESSAGE) ----
@@ -594,16 +513,13 @@ def big_echo(opcode, size_fn, frag=None, chop=None):
     def run(env):
         size = size_fn(env)
         payload = (b"*" if opcode == OP_TEXT else b"\xfe") * size
-        c = Client(env.port, timeout=30)
-        try:
+        with Client(env.port, timeout=30) as c:
             if frag:
                 c.send_message(opcode, payload, frag=frag)
             else:
                 c.send(frame(opcode, payload), chop=chop)
             c.expect_echo(opcode, payload)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
@@ -626,15 +542,12 @@ for i, ch in enumerate([64, 128, 256, 512, 1024, 2048]):
 
 def many_small(opcode, size, count):
     def run(env):
-        c = Client(env.port, timeout=30)
-        try:
+        with Client(env.port, timeout=30) as c:
             payload = (b"*" if opcode == OP_TEXT else b"\xfe") * size
             c.send(frame(opcode, payload) * count)
             for _ in range(count):
                 c.expect_echo(opcode, payload)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
@@ -701,13 +614,10 @@ def big_echo_frags(env, payload, n):
     z = b"\0\0\0\0"
     frames = [frame(OP_BINARY if i == 0 else OP_CONT, payload[i:i + 1], fin=i == n - 1,
                     mask_key=z) for i in range(n)]
-    c = Client(env.port, timeout=30)
-    try:
+    with Client(env.port, timeout=30) as c:
         c.send(b"".join(frames))
         c.expect_echo(OP_BINARY, payload)
         c.finish()
-    finally:
-        c.close()
 
 
 # ---- 10 auto-fragmentation ----
@@ -762,8 +672,7 @@ KINDS = [("12.1", "text", OP_TEXT), ("12.2", "random", OP_BINARY), ("12.3", "jso
 def deflate_series(ext, size, kind, opcode, count=10, compress=True, frag=None, port=None,
                    expect_ext=True):
     def run(env):
-        c = Client(port(env) if port else env.port, extensions=ext, timeout=20)
-        try:
+        with Client(port(env) if port else env.port, extensions=ext, timeout=20) as c:
             if expect_ext and c.deflate is None:
                 raise Fail("permessage-deflate not accepted: %r" % c.extension_header)
             if not expect_ext and c.deflate is not None:
@@ -779,8 +688,6 @@ def deflate_series(ext, size, kind, opcode, count=10, compress=True, frag=None, 
                 if c.deflate and size >= 1024 and kind != "random" and not ev[2]:
                     raise Fail("a compressible %d-byte echo came back uncompressed" % size)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
@@ -821,15 +728,17 @@ for sec, offer, ok, desc in OFFERS:
 
 def check_response(offer, want, port_attr="port"):
     def run(env):
-        c = Client(getattr(env, port_attr), extensions=offer)
-        try:
+        with Client(getattr(env, port_attr), extensions=offer) as c:
             if c.extension_header != want:
                 raise Fail("offer %r: answered %r, want %r" % (offer, c.extension_header, want))
-            c.send_message(OP_TEXT, "x" * 200, compress=c.deflate is not None)
-            c.expect_echo(OP_TEXT, "x" * 200)
+            # The same message twice: a server that takes over its context when it agreed not
+            # to, or uses a bigger window than it answered, sends what Deflate cannot inflate.
+            m = _payloads("json", 2000, 5)
+            for _ in range(2):
+                c.send_message(OP_TEXT, m, compress=c.deflate is not None)
+            for _ in range(2):
+                c.expect_echo(OP_TEXT, m, compressed=c.deflate is not None)
             c.finish()
-        finally:
-            c.close()
     return run
 
 
@@ -858,6 +767,42 @@ add_case("13.10.9", "Chromium's offer: accepted without parameters",
 add_case("13.10.10", "WSD_DEFLATE=off: no extension answered",
          check_response("permessage-deflate", None, port_attr="port_off"))
 
+# RFC 7692 7.1: the exact answer to each parameter. server_max_window_bits is answered with
+# the value offered (9-15); 8 cannot be honoured (zlib's raw deflate has no 256-byte window)
+# and may not be answered with more, so that offer is declined. client_max_window_bits is
+# accepted with or without a value and left unanswered: wsd inflates any window up to 2^15.
+PMD = "permessage-deflate"
+EXACT = [
+    ("", PMD, "no parameters"),
+    ("; server_no_context_takeover", PMD + "; server_no_context_takeover",
+     "server_no_context_takeover: answered"),
+    ("; client_no_context_takeover", PMD + "; client_no_context_takeover",
+     "client_no_context_takeover: answered"),
+    ("; server_max_window_bits=9", PMD + "; server_max_window_bits=9",
+     "server_max_window_bits=9: answered with 9"),
+    ("; server_max_window_bits=12", PMD + "; server_max_window_bits=12",
+     "server_max_window_bits=12: answered with 12"),
+    ("; server_max_window_bits=15", PMD + "; server_max_window_bits=15",
+     "server_max_window_bits=15: answered with 15"),
+    ("; server_max_window_bits=8", None, "server_max_window_bits=8: declined (zlib cannot)"),
+    ("; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9",
+     PMD + "; server_max_window_bits=9", "server_max_window_bits=8, then 9: the second offer"),
+    ("; server_max_window_bits=7", None, "server_max_window_bits=7: declined"),
+    ("; server_max_window_bits=09", None, "server_max_window_bits=09 (leading zero): declined"),
+    ("; client_max_window_bits", PMD, "bare client_max_window_bits: accepted, not answered"),
+    ("; client_max_window_bits=8", PMD, "client_max_window_bits=8: accepted, not answered"),
+    ("; client_max_window_bits=15", PMD, "client_max_window_bits=15: accepted, not answered"),
+    ("; client_max_window_bits=7", None, "client_max_window_bits=7: declined"),
+    ("; client_max_window_bits=16", None, "client_max_window_bits=16: declined"),
+    ("; server_no_context_takeover=1", None, "server_no_context_takeover with a value: declined"),
+    ("; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; "
+     "client_max_window_bits=10", PMD + "; server_no_context_takeover; "
+     "client_no_context_takeover; server_max_window_bits=10", "all four parameters"),
+]
+for i, (params, want, desc) in enumerate(EXACT):
+    add_case("13.13.%d" % (i + 1), "exact answer, %s" % desc,
+             check_response(PMD + params, want))
+
 
 def deflate_conn(env, offer="permessage-deflate"):
     c = Client(env.port, extensions=offer)
@@ -869,135 +814,97 @@ def deflate_conn(env, offer="permessage-deflate"):
 
 @case("13.11.1", "compressed and uncompressed messages mixed on one connection")
 def _(env):
-    c = deflate_conn(env)
-    try:
+    with deflate_conn(env) as c:
         msgs = [(_payloads("json", 3000, i), i % 2 == 0) for i in range(10)]
         for m, comp in msgs:
             c.send_message(OP_TEXT, m, compress=comp)
         for m, _c in msgs:
             c.expect_echo(OP_TEXT, m)
         c.finish()
-    finally:
-        c.close()
 
 
 @case("13.11.2", "client context takeover: the second message is a back-reference")
 def _(env):
-    c = deflate_conn(env)
-    try:
+    with deflate_conn(env) as c:
         m = _payloads("json", 5000, 1)
         c.send_message(OP_TEXT, m, compress=True)
         c.send_message(OP_TEXT, m, compress=True)  # compresses to a few bytes
         c.expect_echo(OP_TEXT, m)
         c.expect_echo(OP_TEXT, m)
         c.finish()
-    finally:
-        c.close()
 
 
-@case("13.11.3", "compressed text that inflates to invalid UTF-8: 1007")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_message(OP_TEXT, b"valid start " * 10 + b"\xed\xa0\x80", compress=True)
-        c.expect_close(1007)
-    finally:
-        c.close()
+def deflate_fail(send, code, port_attr="port"):
+    """On a connection that offered permessage-deflate (and, on the default port, got it),
+    send(c, env) does something wrong; the server must close with code."""
+    def run(env):
+        with Client(getattr(env, port_attr), extensions="permessage-deflate") as c:
+            if port_attr == "port" and c.deflate is None:
+                raise Fail("permessage-deflate not accepted")
+            send(c, env)
+            c.expect_close(code)
+    return run
 
 
-@case("13.11.4", "compressed text ending inside a character: 1007")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_message(OP_TEXT, b"abc " * 20 + b"\xce", compress=True)
-        c.expect_close(1007)
-    finally:
-        c.close()
+def deflate_echo(make, opcode=OP_BINARY):
+    """A compressed message make(env) (a big one: 30 s bounds) is echoed."""
+    def run(env):
+        with deflate_conn(env) as c:
+            c.timeout = 30
+            m = make(env)
+            c.send_message(opcode, m, compress=True)
+            c.expect_echo(opcode, m)
+            c.finish()
+    return run
 
 
-@case("13.11.5", "compressed text with invalid UTF-8, fragmented at 3 bytes: 1007")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_message(OP_TEXT, b"xyz" * 30 + b"\xc0\xaf", compress=True, frag=3)
-        c.expect_close(1007)
-    finally:
-        c.close()
+def _rsv1_on_continuation(c, env):
+    z = c.deflate.compress(b"hello hello hello")
+    c.send(frame(OP_TEXT, z[:3], fin=False, rsv=RSV1) + frame(OP_CONT, z[3:], rsv=RSV1))
+
+
+def _raw_compressed_hello(c, env):
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    z = comp.compress(b"Hello") + comp.flush(zlib.Z_SYNC_FLUSH)
+    c.send_frame(OP_TEXT, z[:-4], rsv=RSV1)
+
+
+add_case("13.11.3", "compressed text that inflates to invalid UTF-8: 1007", deflate_fail(
+    lambda c, env: c.send_message(OP_TEXT, b"valid start " * 10 + b"\xed\xa0\x80",
+                                  compress=True), 1007))
+add_case("13.11.4", "compressed text ending inside a character: 1007", deflate_fail(
+    lambda c, env: c.send_message(OP_TEXT, b"abc " * 20 + b"\xce", compress=True), 1007))
+add_case("13.11.5", "compressed text with invalid UTF-8, fragmented at 3 bytes: 1007",
+         deflate_fail(lambda c, env: c.send_message(OP_TEXT, b"xyz" * 30 + b"\xc0\xaf",
+                                                    compress=True, frag=3), 1007))
 
 
 @case("13.11.6", "zip bomb: 64 MiB of zeros in ~64 KiB: 1009 at WSD_MAX_MESSAGE")
 def _(env):
-    c = deflate_conn(env)
-    try:
-        comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-        z = comp.compress(bytes(64 << 20)) + comp.flush(zlib.Z_SYNC_FLUSH)
-        t0 = time.monotonic()
-        c.send_frame(OP_BINARY, z[:-4], rsv=RSV1)
-        c.expect_close(1009)
-        if time.monotonic() - t0 > 3:
-            raise Fail("1009 took %.1f s" % (time.monotonic() - t0))
-    finally:
-        c.close()
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    z = comp.compress(bytes(64 << 20)) + comp.flush(zlib.Z_SYNC_FLUSH)
+    t0 = []
+    deflate_fail(lambda c, env: t0.append(time.monotonic()) or
+                 c.send_frame(OP_BINARY, z[:-4], rsv=RSV1), 1009)(env)
+    if time.monotonic() - t0[0] > 3:
+        raise Fail("1009 took %.1f s" % (time.monotonic() - t0[0]))
 
 
-@case("13.11.7", "compressed message inflating to exactly WSD_MAX_MESSAGE: echoed")
-def _(env):
-    c = deflate_conn(env)
-    c.timeout = 30
-    try:
-        m = bytes(env.max_message)
-        c.send_message(OP_BINARY, m, compress=True)
-        c.expect_echo(OP_BINARY, m)
-        c.finish()
-    finally:
-        c.close()
-
-
-@case("13.11.8", "compressed message inflating to WSD_MAX_MESSAGE + 1: 1009")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_message(OP_BINARY, bytes(env.max_message + 1), compress=True)
-        c.expect_close(1009)
-    finally:
-        c.close()
-
-
-@case("13.11.9", "RSV1 on a continuation frame: 1002")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        z = c.deflate.compress(b"hello hello hello")
-        c.send(frame(OP_TEXT, z[:3], fin=False, rsv=RSV1) + frame(OP_CONT, z[3:], rsv=RSV1))
-        c.expect_close(1002)
-    finally:
-        c.close()
-
-
-@case("13.11.10", "RSV1 on a ping: 1002")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_frame(OP_PING, b"x", rsv=RSV1)
-        c.expect_close(1002)
-    finally:
-        c.close()
-
-
-@case("13.11.11", "corrupt DEFLATE data: 1007")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        c.send_frame(OP_BINARY, b"\xff\xff\xff\xff\xff", rsv=RSV1)
-        c.expect_close(1007)
-    finally:
-        c.close()
+add_case("13.11.7", "compressed message inflating to exactly WSD_MAX_MESSAGE: echoed",
+         deflate_echo(lambda env: bytes(env.max_message)))
+add_case("13.11.8", "compressed message inflating to WSD_MAX_MESSAGE + 1: 1009", deflate_fail(
+    lambda c, env: c.send_message(OP_BINARY, bytes(env.max_message + 1), compress=True), 1009))
+add_case("13.11.9", "RSV1 on a continuation frame: 1002",
+         deflate_fail(_rsv1_on_continuation, 1002))
+add_case("13.11.10", "RSV1 on a ping: 1002",
+         deflate_fail(lambda c, env: c.send_frame(OP_PING, b"x", rsv=RSV1), 1002))
+add_case("13.11.11", "corrupt DEFLATE data: 1007", deflate_fail(
+    lambda c, env: c.send_frame(OP_BINARY, b"\xff\xff\xff\xff\xff", rsv=RSV1), 1007))
 
 
 @case("13.11.12", "RFC 7692 7.2.3 samples: fixed, back-reference, stored, BFINAL blocks")
 def _(env):
-    c = deflate_conn(env)
-    try:
+    with deflate_conn(env) as c:
         for z in (b"\xf2\x48\xcd\xc9\xc9\x07\x00", b"\xf2\x00\x11\x00\x00",
                   b"\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00",
                   b"\xf3\x48\xcd\xc9\xc9\x07\x00\x00", b"\xf2\x00\x11\x00\x00"):
@@ -1005,39 +912,25 @@ def _(env):
         for _ in range(5):
             c.expect_echo(OP_TEXT, b"Hello")
         c.finish()
-    finally:
-        c.close()
 
 
 @case("13.11.13", "compressed empty message (a single 0x00): echoed")
 def _(env):
-    c = deflate_conn(env)
-    try:
+    with deflate_conn(env) as c:
         c.send_frame(OP_TEXT, b"\x00", rsv=RSV1)
         c.send_frame(OP_BINARY, b"", rsv=RSV1)
         c.expect_echo(OP_TEXT, b"")
         c.expect_echo(OP_BINARY, b"")
         c.finish()
-    finally:
-        c.close()
 
 
-@case("13.11.14", "RSV1 when the extension was declined: 1002")
-def _(env):
-    c = Client(env.port_off, extensions="permessage-deflate")
-    try:
-        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
-        z = comp.compress(b"Hello") + comp.flush(zlib.Z_SYNC_FLUSH)
-        c.send_frame(OP_TEXT, z[:-4], rsv=RSV1)
-        c.expect_close(1002)
-    finally:
-        c.close()
+add_case("13.11.14", "RSV1 when the extension was declined: 1002",
+         deflate_fail(_raw_compressed_hello, 1002, port_attr="port_off"))
 
 
 @case("13.11.15", "ping between fragments of a compressed message: pong, echo")
 def _(env):
-    c = deflate_conn(env)
-    try:
+    with deflate_conn(env) as c:
         m = _payloads("text", 4000, 3)
         z = c.deflate.compress(m)
         c.send(frame(OP_TEXT, z[:50], fin=False, rsv=RSV1) + frame(OP_PING, b"p") +
@@ -1045,8 +938,6 @@ def _(env):
         c.expect("pong", b"p")
         c.expect_echo(OP_TEXT, m)
         c.finish()
-    finally:
-        c.close()
 
 
 @case("13.12.1", "server_no_context_takeover: random (incompressible) messages echoed")
@@ -1062,25 +953,51 @@ def _(env):
                    count=20)(env)
 
 
-@case("13.11.16", "1 MiB of random bytes compressed (wire > WSD_MAX_MESSAGE): echoed")
+add_case("13.11.16", "1 MiB of random bytes compressed (wire > WSD_MAX_MESSAGE): echoed",
+         deflate_echo(lambda env: os.urandom(env.max_message)))
+def compressed_fragments(n):
+    """A compressed binary message (random bytes: more compressed bytes than n) in exactly n
+    fragments, RSV1 on the first only."""
+    def send(c, env):
+        m = os.urandom(n + 4096)
+        z = c.deflate.compress(m)
+        zero = b"\0\0\0\0"
+        cuts = [len(z) * k // n for k in range(n + 1)]
+        c.send(b"".join(frame(OP_BINARY if k == 0 else OP_CONT, z[cuts[k]:cuts[k + 1]],
+                              fin=k == n - 1, rsv=RSV1 if k == 0 else 0, mask_key=zero)
+                        for k in range(n)))
+        return m
+    return send
+
+
+@case("13.14.1", "compressed message in WSD_MAX_FRAGMENTS fragments: echoed")
 def _(env):
-    c = deflate_conn(env)
-    c.timeout = 30
-    try:
-        m = os.urandom(env.max_message)
-        c.send_message(OP_BINARY, m, compress=True)
+    with deflate_conn(env) as c:
+        c.timeout = 30
+        m = compressed_fragments(env.max_fragments)(c, env)
         c.expect_echo(OP_BINARY, m)
         c.finish()
-    finally:
-        c.close()
 
 
-@case("13.11.17", "compressed frame over WSD_MAX_MESSAGE * 9/8 + 1 KiB on the wire: 1009")
-def _(env):
-    c = deflate_conn(env)
-    try:
-        n = env.max_message + env.max_message // 8 + 1025
-        c.send(bytes([0x82 | 0x40, 0x80 | 127]) + struct.pack("!Q", n) + b"\0\0\0\0")
-        c.expect_close(1009)
-    finally:
-        c.close()
+add_case("13.14.2", "compressed message in WSD_MAX_FRAGMENTS + 1 fragments: 1009",
+         lambda env: deflate_fail(compressed_fragments(env.max_fragments + 1), 1009)(env))
+add_case("13.14.3", "RSV1 on the continuation of an uncompressed message: 1002",
+         deflate_fail(lambda c, env: c.send(frame(OP_TEXT, "He", fin=False) +
+                                            frame(OP_CONT, "llo", rsv=RSV1)), 1002))
+add_case("13.14.4", "RSV1 on the last of 3 fragments of a compressed message: 1002",
+         deflate_fail(lambda c, env: c.send(
+             frame(OP_TEXT, c.deflate.compress(b"hello hello")[:2], fin=False, rsv=RSV1) +
+             frame(OP_CONT, b"", fin=False) + frame(OP_CONT, b"\x00", rsv=RSV1)), 1002))
+add_case("13.14.5", "RSV1 on a pong: 1002",
+         deflate_fail(lambda c, env: c.send_frame(OP_PONG, b"x", rsv=RSV1), 1002))
+add_case("13.14.6", "pong with 126 bytes between fragments of a compressed message: 1002",
+         deflate_fail(lambda c, env: c.send(
+             frame(OP_TEXT, c.deflate.compress(b"hello hello"), fin=False, rsv=RSV1) +
+             frame(OP_PONG, b"\xfe" * 126) + frame(OP_CONT, b"")), 1002))
+
+
+add_case("13.11.17", "compressed frame over WSD_MAX_MESSAGE * 9/8 + 1 KiB on the wire: 1009",
+         deflate_fail(lambda c, env: c.send(
+             bytes([0x82 | 0x40, 0x80 | 127]) +
+             struct.pack("!Q", env.max_message + env.max_message // 8 + 1025) + b"\0\0\0\0"),
+             1009))

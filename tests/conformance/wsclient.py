@@ -1,62 +1,26 @@
 # SPDX-License-Identifier: MIT
-"""A raw RFC 6455 client for the conformance suite: it builds any frame, valid or not, sends
-it whole or chopped into pieces, and reads the server's frames one by one, so a case can check
-exactly what came back. permessage-deflate (RFC 7692) is done with the stdlib zlib.
-Only 127.0.0.1 is ever used; every read has a timeout."""
+"""The conformance suite's client: the integration harness's raw client (wsdtest.RawWs) with
+what the suite adds on top: permessage-deflate (RFC 7692, with the stdlib zlib), sends that
+keep reading so a big pipelined burst cannot deadlock, and strict reading of the server's
+frames (minimal lengths, control-frame and fragmentation rules, RSV bits), so a case can
+check exactly what came back. Only 127.0.0.1 is ever used; every read has a timeout."""
 
-import base64
-import hashlib
 import os
 import select
 import socket
 import struct
+import sys
 import time
 import zlib
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "integration"))
+
+from wsdtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402,F401
+                     Closed, Fail, RawWs, close_payload, frame)
+
 TAIL = b"\x00\x00\xff\xff"
-
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 RSV1, RSV2, RSV3 = 4, 2, 1
-
-
-class Fail(Exception):
-    """The case saw something other than what it expected."""
-
-
-def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, mask_key=None):
-    """One frame as bytes: minimal length encoding, masked like a client's unless mask=False."""
-    if isinstance(payload, str):
-        payload = payload.encode()
-    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-    n = len(payload)
-    m = 0x80 if mask else 0
-    if n < 126:
-        head = struct.pack("!BB", b0, m | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, m | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, m | 127, n)
-    if not mask:
-        return head + payload
-    key = mask_key if mask_key is not None else os.urandom(4)
-    return head + key + apply_mask(payload, key)
-
-
-def apply_mask(data, key):
-    if not data:
-        return b""
-    n = len(data)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(k, "little")).to_bytes(n, "little")
-
-
-def close_payload(code=None, reason=b""):
-    if code is None:
-        return b""
-    if isinstance(reason, str):
-        reason = reason.encode()
-    return struct.pack("!H", code) + reason
 
 
 class Deflate:
@@ -103,65 +67,33 @@ def parse_extensions(value):
     return parts[0], params
 
 
-class Client:
-    """One connection. Frames come back as (fin, rsv, opcode, payload); EOF as None."""
+class Client(RawWs):
+    """One upgraded connection, as a context manager. Frames come back as (fin, rsv, opcode,
+    payload); EOF as None. A reset is a failure here, not an EOF: wsd always closes cleanly."""
 
-    def __init__(self, port, extensions=None, headers=(), timeout=5.0):
-        self.timeout = timeout
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    RESET_IS_EOF = False
+
+    def __init__(self, port, extensions=None, timeout=5.0):
+        super().__init__("127.0.0.1", port, timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.eof = False
         self.sent_close = False
         self.deflate = None
-        self.extension_header = None
-        key = base64.b64encode(os.urandom(16))
-        req = [b"GET /conformance HTTP/1.1", b"Host: 127.0.0.1:%d" % port,
-               b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Key: " + key,
-               b"Sec-WebSocket-Version: 13"]
+        extra = []
         if extensions is not None:
-            for e in ([extensions] if isinstance(extensions, str) else extensions):
-                req.append(b"Sec-WebSocket-Extensions: " + e.encode())
-        for h in headers:
-            req.append(h.encode())
-        self.sock.sendall(b"\r\n".join(req) + b"\r\n\r\n")
-        head = self._read_until(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        if not lines[0].startswith("HTTP/1.1 101"):
-            raise Fail("handshake answered %r" % lines[0])
-        hdrs = {}
-        for line in lines[1:]:
-            if line:
-                k, _, v = line.partition(":")
-                if k.strip().lower() in hdrs:
-                    raise Fail("response repeats header %s" % k)
-                hdrs[k.strip().lower()] = v.strip()
-        want = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
-        if hdrs.get("sec-websocket-accept") != want:
-            raise Fail("bad Sec-WebSocket-Accept")
-        self.extension_header = hdrs.get("sec-websocket-extensions")
-        name, params = parse_extensions(self.extension_header)
+            extra = [("Sec-WebSocket-Extensions", e)
+                     for e in ([extensions] if isinstance(extensions, str) else extensions)]
+        try:
+            r = self.handshake("/conformance", host="127.0.0.1:%d" % port, extra=extra)
+        except Closed:
+            raise Fail("connection closed during handshake") from None
+        if r.repeated:
+            raise Fail("response repeats header(s) %s" % sorted(r.repeated))
+        self.extension_header = r.headers.get("sec-websocket-extensions")
+        name, self.params = parse_extensions(self.extension_header)
         if name is not None:
             if name != "permessage-deflate":
                 raise Fail("server answered unknown extension %r" % name)
-            self.deflate = Deflate(params)
-            self.params = params
-
-    def _read_until(self, marker):
-        while marker not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise Fail("connection closed during handshake")
-            self.buf += d
-        i = self.buf.index(marker) + len(marker)
-        head, self.buf = self.buf[:i], self.buf[i:]
-        return head
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+            self.deflate = Deflate(self.params)
 
     # ---- sending ----
 
@@ -217,6 +149,11 @@ class Client:
     def send_close(self, code=1000, reason=b""):
         self.send_frame(OP_CLOSE, close_payload(code, reason))
 
+    def send_after_close(self, data):
+        """Pipelined bytes that start with our close frame."""
+        self.sent_close = True
+        self.send(data)
+
     # ---- receiving ----
 
     def recv_frame(self, timeout=None):
@@ -228,21 +165,13 @@ class Client:
         if b1 & 0x80:
             raise Fail("server frame is masked")
         n = b1 & 0x7F
-        extra = 0
-        if n == 126:
-            extra = 2
-        elif n == 127:
-            extra = 8
+        extra = {126: 2, 127: 8}.get(n, 0)
         full = self._need(2 + extra, timeout)
         if full is None:
             raise Fail("EOF inside a frame header")
-        if extra == 2:
-            n = struct.unpack("!H", full[2:4])[0]
-            if n < 126:
-                raise Fail("server used a non-minimal length")
-        elif extra == 8:
-            n = struct.unpack("!Q", full[2:10])[0]
-            if n < 65536:
+        if extra:
+            n = struct.unpack("!H" if extra == 2 else "!Q", full[2:2 + extra])[0]
+            if n < (126 if extra == 2 else 65536):
                 raise Fail("server used a non-minimal length")
         whole = self._need(2 + extra + n, timeout)
         if whole is None:
@@ -251,23 +180,15 @@ class Client:
         return (bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, whole[2 + extra:])
 
     def _need(self, n, timeout):
+        """The first n buffered bytes, reading as needed; None at EOF before n."""
         deadline = time.monotonic() + (timeout or self.timeout)
         while len(self.buf) < n:
-            if self.eof:
-                return None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Fail("timed out waiting for the server")
-            self.sock.settimeout(left)
             try:
-                d = self.sock.recv(1 << 20)
+                self._fill(deadline)
+            except Closed:
+                return None
             except socket.timeout:
-                raise Fail("timed out waiting for the server")
-            except ConnectionResetError:
-                raise Fail("connection reset by the server")
-            if not d:
-                self.eof = True
-            self.buf += d
+                raise Fail("timed out waiting for the server") from None
         return self.buf[:n]
 
     def recv_event(self, timeout=None):
@@ -283,22 +204,7 @@ class Client:
                 return ("eof", None, False)
             fin, rsv, op, payload = f
             if op >= 8:
-                if not fin or len(payload) > 125 or rsv:
-                    raise Fail("bad control frame from server")
-                if op == OP_CLOSE:
-                    if len(payload) == 1:
-                        raise Fail("server close payload of 1 byte")
-                    code = struct.unpack("!H", payload[:2])[0] if payload else None
-                    try:
-                        reason = payload[2:].decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise Fail("server close reason is not UTF-8")
-                    return ("close", (code, reason), False)
-                if op == OP_PING:
-                    return ("ping", payload, False)
-                if op == OP_PONG:
-                    return ("pong", payload, False)
-                raise Fail("server sent reserved opcode %d" % op)
+                return self._control_event(fin, rsv, op, payload)
             if op == OP_CONT:
                 if msg_op is None:
                     raise Fail("server sent a continuation without a start")
@@ -327,6 +233,25 @@ class Client:
                     except UnicodeDecodeError:
                         raise Fail("server sent invalid UTF-8 text")
                 return ("text" if msg_op == OP_TEXT else "binary", data, compressed)
+
+    @staticmethod
+    def _control_event(fin, rsv, op, payload):
+        if not fin or len(payload) > 125 or rsv:
+            raise Fail("bad control frame from server")
+        if op == OP_CLOSE:
+            if len(payload) == 1:
+                raise Fail("server close payload of 1 byte")
+            code = struct.unpack("!H", payload[:2])[0] if payload else None
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                raise Fail("server close reason is not UTF-8")
+            return ("close", (code, reason), False)
+        if op == OP_PING:
+            return ("ping", payload, False)
+        if op == OP_PONG:
+            return ("pong", payload, False)
+        raise Fail("server sent reserved opcode %d" % op)
 
     # ---- expectations ----
 

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets (clang-14, ASan + UBSan) and runs each for TIME seconds (default
 # 60) on a corpus seeded from the unit-test vectors. Exits non-zero if any target finds a crash,
-# leak or sanitizer report; the reproducer is left in $BUILD/fuzz/artifacts/.
+# leak or sanitizer report; the reproducer is left in $BUILD/fuzz/artifacts/. Before each run
+# the target replays tests/fuzz/regressions/<target>/ (inputs that once found a bug; add a
+# reproducer there with the fix), which then also seed the run.
 # Usage: tests/fuzz/run.sh [TIME]   (BUILD=build by default; CC=clang-14)
 set -eu
 
@@ -23,11 +25,25 @@ for t in $targets; do
     # shellcheck disable=SC2086
     $cc $cflags -o "$out/$t" "tests/fuzz/$t.c" $srcs -lz
     mkdir -p "$out/corpus/$t"
+    # Every input that once found a bug is run again first, and seeds the run.
+    regress=tests/fuzz/regressions/$t
+    if [ -d "$regress" ] && [ -n "$(ls "$regress")" ]; then
+        echo "fuzz: replaying $(ls "$regress" | wc -l) regression inputs of $t"
+        if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$out/$t" "$regress"/* \
+            >"$out/$t.regressions.log" 2>&1; then
+            echo "fuzz: $t FAILED on a regression input (log: $out/$t.regressions.log)"
+            tail -n 40 "$out/$t.regressions.log"
+            status=1
+            continue
+        fi
+    else
+        regress=
+    fi
     echo "fuzz: running $t for ${time}s"
     if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
         "$out/$t" -max_total_time="$time" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" \
-        "$out/corpus/$t" "$out/seeds/$t" >"$out/$t.log" 2>&1; then
+        "$out/corpus/$t" "$out/seeds/$t" ${regress:+"$regress"} >"$out/$t.log" 2>&1; then
         echo "fuzz: $t FAILED (log: $out/$t.log)"
         tail -n 40 "$out/$t.log"
         status=1

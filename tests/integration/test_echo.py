@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 
-from wsdtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Shared, Skip, Wsd,
+from wsdtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Shared, Wsd,
                      bytes_of, case, check, close_payload, expect_server_close, frame,
                      local_port, recv_within, run, text_of, ws_connect)
 
@@ -78,20 +78,25 @@ async def fragmented_binary_async():
         check(got == b"".join(parts), f"got {len(got)} bytes, want {len(b''.join(parts))}")
 
 
-def _deflate_negotiated(ws):
+def _expect_extension(ws, want):
+    """The server answered exactly want (None: no extension) and websockets runs it."""
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+
     ext = ws.response_headers.get("Sec-WebSocket-Extensions")
-    if ext is None:
-        check(not ws.extensions, f"negotiated extensions {ws.extensions} without a response header")
-        return False
-    check(ext.split(";")[0].strip() == "permessage-deflate",
-          f"the server answered an extension that was not offered: {ext!r}")
-    return True
+    check(ext == want, f"Sec-WebSocket-Extensions answered {ext!r}, want {want!r}")
+    kinds = [type(e) for e in ws.extensions]
+    check(kinds == ([PerMessageDeflate] if want else []), f"extensions in use: {kinds}")
 
 
-@case("websockets: default compression offer (permessage-deflate): declined or negotiated, echo works")
+# websockets' default offer is "permessage-deflate; client_max_window_bits": wsd leaves the
+# client's window as it is, so the answer has no parameters.
+PMD = "permessage-deflate"
+
+
+@case("websockets: default compression offer: permessage-deflate negotiated, echo works")
 async def deflate_offer_echo():
     async with ws_connect(srv(), "/deflate", compression="deflate") as ws:
-        _deflate_negotiated(ws)
+        _expect_extension(ws, PMD)
         for msg in ("compressible " * 1000, bytes_of(5000), "", b"", text_of(1 << 20),
                     bytes(1 << 20)):
             await ws.send(msg)
@@ -100,12 +105,37 @@ async def deflate_offer_echo():
                               f"({type(got).__name__} of {len(got)})")
 
 
+@case("websockets: no compression offered: no extension answered, echo works")
+async def deflate_not_offered():
+    async with ws_connect(srv(), "/plain", compression=None) as ws:
+        _expect_extension(ws, None)
+        await ws.send("compressible " * 1000)
+        check(await recv_within(ws) == "compressible " * 1000, "echo differs")
+
+
+@case("websockets: deflate with every parameter offered: each answered, promises kept")
+async def deflate_all_params():
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    offer = ClientPerMessageDeflateFactory(server_no_context_takeover=True,
+                                           client_no_context_takeover=True,
+                                           server_max_window_bits=10, client_max_window_bits=12)
+    async with ws_connect(srv(), "/params", extensions=[offer]) as ws:
+        _expect_extension(ws, PMD + "; server_no_context_takeover; client_no_context_takeover; "
+                          "server_max_window_bits=10")
+        # websockets inflates with a fresh 1 KiB window per message now: the same text twice
+        # proves the server neither looks further back nor into the previous message.
+        msg = text_of(50000)
+        for _ in range(3):
+            await ws.send(msg)
+            check(await recv_within(ws, 10) == msg, "echo differs")
+
+
 def _deflate_echo_case(kind, n):
     async def body():
         msg = text_of(n) if kind == "text" else bytes_of(n)
         async with ws_connect(srv(), f"/deflate/{kind}/{n}", compression="deflate") as ws:
-            if not _deflate_negotiated(ws):
-                raise Skip("the server declined permessage-deflate")
+            _expect_extension(ws, PMD)
             await ws.send(msg)
             got = await recv_within(ws, 10)
             check(type(got) is type(msg) and got == msg,
@@ -123,8 +153,7 @@ for _kind in ("text", "binary"):
 async def deflate_bomb_1009():
     with Wsd(env={"WSD_MAX_MESSAGE": "1000"}) as w:
         async with ws_connect(w, "/bomb", compression="deflate") as ws:
-            if not _deflate_negotiated(ws):
-                raise Skip("the server declined permessage-deflate")
+            _expect_extension(ws, PMD)
             await ws.send(bytes(100000))  # ~100 bytes on the wire
             e = await expect_server_close(ws)
             check(e.rcvd is not None and e.rcvd.code == 1009, f"want close 1009, got {e!r}")
@@ -136,7 +165,7 @@ async def deflate_bomb_1009():
 async def deflate_off():
     with Wsd(env={"WSD_DEFLATE": "off"}) as w:
         async with ws_connect(w, "/nodeflate", compression="deflate") as ws:
-            check(not _deflate_negotiated(ws), "negotiated permessage-deflate with WSD_DEFLATE=off")
+            _expect_extension(ws, None)
             await ws.send("x" * 3000)
             check(await recv_within(ws) == "x" * 3000, "echo differs")
         w.check_clean()

@@ -167,19 +167,9 @@ def header_too_large_431():
 
 @case("431 for headers that never end, past WSD_MAX_HEADER_BYTES")
 def header_endless_431():
-    w = srv()
-    with w.raw() as c:
-        c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        sent = 0
-        try:
-            while sent < 12000:
-                c.send(b"X-Endless: " + b"e" * 100 + b"\r\n")
-                sent += 113
-        except OSError:
-            pass  # the server may have answered and closed already
-        r = c.read_http()
-        check(r.status == 431, f"want HTTP 431, got {r!r}")
-        c.expect_eof()
+    line = b"X-Endless: " + b"e" * 100 + b"\r\n"
+    expect_status(srv(), [b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"] + [line] * (12000 // len(line)),
+                  431)
 
 
 @case("431 with WSD_MAX_HEADER_BYTES=2048 for 3000 bytes; 101 for 1500")

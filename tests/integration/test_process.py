@@ -24,6 +24,13 @@ def startup_tree():
     check(proc_status(w.pid)["Name"] == "wsd", f"the supervisor's comm is {proc_status(w.pid)['Name']!r}")
 
 
+@case("startup: the acceptor holds no fd of the supervisor's (its epoll, worker pidfds)")
+def acceptor_fds():
+    w = srv()
+    fds = w._fd_list(w.acceptor())
+    check("eventpoll" not in fds and "pidfd" not in fds, f"the acceptor's fds: {fds}")
+
+
 @case("startup: WSD_POOL_MIN unset -> 4 idle workers")
 def startup_default_pool():
     with Wsd(env={"WSD_POOL_MIN": None}) as w:

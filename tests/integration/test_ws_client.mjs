@@ -155,6 +155,8 @@ function connect(w, p = '/', opts = {}) {
   const ws = new WebSocket(w.url(p), { perMessageDeflate: false, maxPayload: 0, handshakeTimeout: T(5000), ...opts });
   const queue = [];
   const waiters = [];
+  // ws.extensions names the extensions in use; the answer itself is in the 101's headers
+  ws.once('upgrade', (res) => { ws.extensionHeader = res.headers['sec-websocket-extensions'] ?? ''; });
   ws.on('message', (data, isBinary) => {
     const m = { data, isBinary };
     if (waiters.length) waiters.shift()(m); else queue.push(m);
@@ -260,17 +262,43 @@ test('ws: 50 messages in flight echoed in order', { timeout: T(20000) }, async (
   await withTimeout(ws.closed, 5000, 'close');
 });
 
-test('ws with its default permessage-deflate offer: declined or negotiated, echo works', { timeout: T(20000) }, async () => {
-  const w = await srv();
-  const ws = await connect(w, '/deflate', { perMessageDeflate: true });
-  if (ws.extensions) assert.match(ws.extensions, /^permessage-deflate/, 'negotiated extension');
-  for (const m of ['compress me '.repeat(5000), randomBytes(5000), textOf(1 << 20), Buffer.alloc(1 << 20), randomBytes(1 << 20)]) {
+// Echo each message and close; the server must have answered exactly wantExtensions.
+async function deflateEcho(w, p, perMessageDeflate, wantExtensions, msgs) {
+  const ws = await connect(w, p, { perMessageDeflate });
+  try {
+    assert.equal(ws.extensionHeader, wantExtensions, 'the Sec-WebSocket-Extensions answer');
+    assert.equal(ws.extensions, wantExtensions ? 'permessage-deflate' : '', 'the extensions ws runs');
+  } catch (e) {
+    ws.terminate();
+    throw e;
+  }
+  for (const m of msgs) {
     ws.send(m);
     const got = await ws.next();
     assert.ok(Buffer.compare(got.data, Buffer.from(m)) === 0, `echo of ${m.length}`);
   }
   ws.close();
   await withTimeout(ws.closed, 5000, 'close');
+}
+
+// ws offers "permessage-deflate; client_max_window_bits": wsd leaves the client's window as it
+// is, so the answer has no parameters.
+test('ws with its default permessage-deflate offer: negotiated, echo works', { timeout: T(20000) }, async () => {
+  await deflateEcho(await srv(), '/deflate', true, 'permessage-deflate',
+    ['compress me '.repeat(5000), randomBytes(5000), textOf(1 << 20), Buffer.alloc(1 << 20), randomBytes(1 << 20)]);
+});
+
+test('ws without compression: nothing offered, nothing answered, echo works', { timeout: T(20000) }, async () => {
+  await deflateEcho(await srv(), '/plain', false, '', ['compress me '.repeat(5000), randomBytes(5000)]);
+});
+
+test('ws offering every permessage-deflate parameter: each answered, promises kept', { timeout: T(20000) }, async () => {
+  // ws inflates with a 1 KiB window, fresh per message: the same text three times would break
+  // it if the server looked further back or into the previous message.
+  const opts = { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 10, clientMaxWindowBits: 12, threshold: 0 };
+  await deflateEcho(await srv(), '/params', opts,
+    'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10',
+    [textOf(50000), textOf(50000), textOf(50000)]);
 });
 
 test('ws: SIGTERM to the worker -> close 1001', { timeout: T(20000) }, async () => {

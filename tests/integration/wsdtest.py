@@ -290,9 +290,6 @@ def _reap(pids, timeout=3):
         time.sleep(0.02)
 
 
-_become_subreaper()
-
-
 # --------------------------------------------------------------------------------------------
 # wsd
 
@@ -332,6 +329,7 @@ class Wsd:
 
     def start(self):
         check(os.access(WSD_BIN, os.X_OK), f"WSD_BIN {WSD_BIN} is not an executable")
+        _become_subreaper()  # here, not at import: the conformance client imports this module
         self.tmp = tempfile.mkdtemp(prefix="wsdtest-")
         # only what the case sets: a WSD_ variable in the caller's environment changes nothing
         env = {k: v for k, v in os.environ.items() if not k.startswith("WSD_")}
@@ -709,8 +707,9 @@ def upgrade_request(path="/", host="127.0.0.1", key=None, version="13", extra=()
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
-    """One WebSocket frame; length overrides the declared payload length."""
+def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None, mask_key=None):
+    """One WebSocket frame with the minimal length encoding; length overrides the declared
+    payload length; mask_key (4 bytes) replaces the random one."""
     if isinstance(payload, str):
         payload = payload.encode()
     n = len(payload) if length is None else length
@@ -724,7 +723,7 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
         head = struct.pack("!BBQ", b0, mbit | 127, n)
     if not mask:
         return head + payload
-    key = os.urandom(4)
+    key = mask_key if mask_key is not None else os.urandom(4)
     return head + key + _xor(payload, key)
 
 
@@ -748,11 +747,12 @@ class Closed(Exception):
 
 
 class HttpResponse:
-    def __init__(self, status, reason, headers, raw):
+    def __init__(self, status, reason, headers, raw, repeated=()):
         self.status = status
         self.reason = reason
         self.headers = headers  # lower-case name -> value (the last one if repeated)
         self.raw = raw
+        self.repeated = set(repeated)  # lower-case names that came more than once
 
     def __repr__(self):
         return f"HttpResponse({self.status} {self.reason!r}, {self.headers!r})"
@@ -773,6 +773,8 @@ class Frame:
 
 class RawWs:
     """A TCP connection to wsd driven byte by byte."""
+
+    RESET_IS_EOF = True  # a subclass that must tell a reset from a clean TCP close sets False
 
     def __init__(self, host, port, timeout=5):
         self.sock = socket.create_connection((host, port), timeout * SLOW)
@@ -809,8 +811,10 @@ class RawWs:
             raise socket.timeout("timed out")
         self.sock.settimeout(left)
         try:
-            d = self.sock.recv(65536)
+            d = self.sock.recv(1 << 20)
         except ConnectionResetError:
+            if not self.RESET_IS_EOF:
+                raise Fail("connection reset by the server") from None
             d = b""
         if not d:
             self.eof = True
@@ -835,12 +839,14 @@ class RawWs:
         lines = head.decode("latin-1").split("\r\n")
         m = re.match(r"HTTP/1\.1 (\d{3}) ?(.*)$", lines[0])
         check(m, f"bad status line {lines[0]!r}")
-        headers = {}
+        headers, repeated = {}, set()
         for l in lines[1:]:
             k, sep, v = l.partition(":")
             check(sep, f"bad header line {l!r}")
+            if k.strip().lower() in headers:
+                repeated.add(k.strip().lower())
             headers[k.strip().lower()] = v.strip()
-        return HttpResponse(int(m.group(1)), m.group(2), headers, head)
+        return HttpResponse(int(m.group(1)), m.group(2), headers, head, repeated)
 
     def handshake(self, path="/", **kw):
         """Send an upgrade request, read the 101, check Sec-WebSocket-Accept."""
@@ -932,9 +938,15 @@ class RawWs:
 
 def expect_status(w, request, status, header=None, timeout=3):
     """Send a raw request to w, expect an HTTP status (and optionally a header (name, value or
-    None for any)), then the server closing TCP. Returns the response."""
+    None for any)), then the server closing TCP. Returns the response. request is bytes, or a
+    list of byte strings sent one by one, which may stop early: the server can answer and
+    close before the client is done (e.g. 431 for headers that never end)."""
     with w.raw() as c:
-        c.send(request)
+        try:
+            for piece in [request] if isinstance(request, bytes) else request:
+                c.send(piece)
+        except OSError:
+            pass  # answered and closed already: the response is still to be read
         r = c.read_http(timeout)
         check(r.status == status, f"want HTTP {status}, got {r.status} {r.reason!r} {r.headers}")
         if header:
