@@ -13,6 +13,7 @@
 
 #include "bench/engine.h"
 #include "bench/procmem.h"
+#include "bench/tls_engine.h"
 
 #define WSD_UNUSED(x) (void)(x)
 
@@ -27,6 +28,9 @@ static const char usage[] =
     "  --pids server pids (their descendants are included), --label TEXT (copied to JSON),\n"
     "  --timeout seconds per handshake and close (10), --batch connects in flight (256),\n"
     "  --settle seconds before hold measures memory (3)\n"
+    "  --tls (or a wss:// URL): TLS with wolfSSL (conn and echo; no certificate check),\n"
+    "  --tls-version 1.2|1.3, --epoll: ws:// through the TLS engine's loop (the baseline\n"
+    "  for a wss:// / ws:// ratio)\n"
     "exit status: 0 clean run, 1 connection errors or server-initiated closes, 2 protocol\n"
     "  error or echo mismatch (the run stops at once), 64 bad usage\n";
 
@@ -74,9 +78,15 @@ static void parse_url(struct wsb_config *cfg)
     unsigned long port = 80;
     size_t hl;
 
-    if (strncmp(u, "ws://", 5) != 0)
-        bad_usage("only ws:// URLs are supported:", u);
-    u += 5;
+    if (strncmp(u, "wss://", 6) == 0) {
+        cfg->tls = true;
+        port = 443;
+        u += 6;
+    } else if (strncmp(u, "ws://", 5) == 0) {
+        u += 5;
+    } else {
+        bad_usage("only ws:// and wss:// URLs are supported:", u);
+    }
     slash = strchr(u, '/');
     if (!slash)
         slash = u + strlen(u);
@@ -123,6 +133,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "pids", required_argument, NULL, 'P' },   { "label", required_argument, NULL, 'l' },
         { "timeout", required_argument, NULL, 'T' }, { "batch", required_argument, NULL, 'B' },
         { "settle", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+        { "tls", no_argument, NULL, 't' },          { "epoll", no_argument, NULL, 'e' },
+        { "tls-version", required_argument, NULL, 'V' },
         { 0 },
     };
     int o, m;
@@ -166,6 +178,13 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 'T': cfg->timeout_s = parse_num("--timeout", optarg, 0.1, 600); break;
         case 'B': cfg->connect_batch = (unsigned)parse_num("--batch", optarg, 1, 19000); break;
         case 'S': cfg->settle_s = parse_num("--settle", optarg, 0, 600); break;
+        case 't': cfg->tls = true; break;
+        case 'e': cfg->epoll = true; break;
+        case 'V':
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
+                bad_usage("--tls-version must be 1.2 or 1.3, not", optarg);
+            cfg->tls_version = optarg[2] == '2' ? 12 : 13;
+            break;
         case 'h': fputs(usage, stdout); exit(0);
         default: bad_usage("bad option", argv[optind - 1]);
         }
@@ -343,7 +362,12 @@ int main(int argc, char **argv)
     if (cfg.mode == WSB_MODE_HOLD)
         measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.self_before,
                     &hold_mem.procs_before);
-    r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
+    if ((cfg.tls || cfg.epoll) && cfg.mode != WSB_MODE_CONN && cfg.mode != WSB_MODE_ECHO)
+        bad_usage("--tls and --epoll run conn and echo only, not", mode_name[cfg.mode]);
+    if (cfg.tls || cfg.epoll)
+        r = wsb_tls_engine_run(&cfg, res);
+    else
+        r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
     if (r < 0)
         return 1;
     print_human(&cfg, res);

@@ -38,6 +38,9 @@ struct wsb_config {
     double settle_s;         /* hold: wait before measuring memory */
     pid_t pids[WSB_MAX_PIDS];
     unsigned npids;
+    bool tls;             /* wss:// or --tls: the epoll engine with wolfSSL (tls_engine.c) */
+    bool epoll;           /* --epoll: ws:// through the same engine, as the baseline for tls */
+    unsigned tls_version; /* --tls-version: 12 or 13; 0 = the highest both speak */
 };
 
 struct wsb_result {

@@ -4,6 +4,8 @@
 #ifndef WSD_CORE_CONFIG_H
 #define WSD_CORE_CONFIG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -38,6 +40,9 @@ struct wsd_config {
     uint64_t abuse_ban_ms;
     uint64_t max_conns_per_ip;  /* 0 = no cap */
     char control_socket[108];   /* empty: ${XDG_RUNTIME_DIR:-/run}/wsd-PORT.sock */
+    uint64_t drain_timeout_ms;  /* SIGUSR2: the old generation's connections may run this long */
+    uint64_t upgrade_timeout_ms; /* SIGUSR2: the new generation must be ready within this */
+    char env_file[256];         /* WSD_ENV_FILE: KEY=VALUE lines over the environment */
     uint64_t log_level;         /* enum wsd_log_level */
     uint64_t log_format;        /* enum wsd_log_format */
     char metrics_listen[128];   /* WSD_METRICS_LISTEN; "" = no metrics/dashboard listener */
@@ -52,11 +57,35 @@ struct wsd_config {
  * value and what is allowed to err_out and return -EINVAL. */
 int wsd_config_load(struct wsd_config *ret, FILE *err_out);
 
+/* Called by wsd_config_reload for each variable whose value changed; applied is false for
+ * the ones that need a restart (they keep the old value). */
+typedef void (*wsd_config_change_cb)(const char *name, const char *was, const char *now,
+                                     bool applied, void *userdata);
+
+/* SIGHUP: read the environment and WSD_ENV_FILE again into *ret, a copy of *cur in which the
+ * variables that can change at run time take their new values. Returns 0 after calling report
+ * for every change, or -EINVAL with one line in why (no value is applied then). */
+int wsd_config_reload(const struct wsd_config *cur, struct wsd_config *ret,
+                      wsd_config_change_cb report, void *userdata, char *why, size_t why_cap);
+
+/* True if SIGHUP applies the i-th variable (see wsd_config_name). */
+bool wsd_config_is_runtime(size_t i);
+
 /* Where per-user runtime files go: $XDG_RUNTIME_DIR, or /run. */
 const char *wsd_config_runtime_dir(void);
 
 /* Print every variable with its default, range and meaning (wsd --help). */
 void wsd_config_print_help(FILE *out);
+
+/* One variable's documentation, for the man page (wsd --help-man). */
+struct wsd_config_doc {
+    const char *name, *def, *help;
+    bool runtime;       /* SIGHUP applies a new value */
+    char allowed[256];  /* "an integer from 0 to 1000", "one of: on off", ... */
+};
+
+/* Fill *ret for the i-th variable. Returns 0, or -EINVAL past the end of the table. */
+int wsd_config_describe(size_t i, struct wsd_config_doc *ret);
 
 /* The number of variables in the table, and the i-th name (for tests and docs). */
 size_t wsd_config_count(void);

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The worker's side of one WebSocket connection: an epoll loop over the socket, a signalfd and
  * a timerfd. Whole messages go to the handler; output is written at once when the socket takes
- * it and buffered only when it does not, and reading pauses while too much is buffered. */
+ * it and buffered only when it does not, and reading pauses while too much is buffered.
+ * A wss:// connection first runs its TLS front (core/tls_accept.c); after that every byte goes
+ * through conn_recv/conn_send, the one place that knows whether wolfSSL is in the way. */
 #include "core/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +28,8 @@
 #include "core/live.h"
 #include "core/log.h"
 #include "core/sys.h"
+#include "core/tls.h"
+#include "core/tls_accept.h"
 #include "proto/close.h"
 #include "proto/deflate.h"
 #include "proto/frame.h"
@@ -76,7 +82,34 @@ struct wsd_conn {
     uint64_t start_ms;
     char peer[WSD_ADDR_STRLEN];
     char path[LOG_PATH_MAX];
+    struct wsd_tls *tls; /* wss://: the session every byte goes through; NULL for ws:// */
 };
+
+/* Transport: read from the socket or through TLS. Returns > 0, 0 at the end of the stream
+ * (TCP FIN or close_notify), -EAGAIN when nothing is there now, or -errno. */
+static ssize_t conn_recv(struct wsd_conn *c, void *buf, size_t n)
+{
+    if (c->tls) {
+        ssize_t r = wsd_tls_read(c->tls, buf, n);
+        return r == WSD_TLS_WANT_READ || r == WSD_TLS_WANT_WRITE ? -EAGAIN : r;
+    }
+    ssize_t r = recv(c->fd, buf, n, MSG_DONTWAIT);
+    return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+/* Transport: write. Returns bytes taken (> 0), -EAGAIN, or -errno. Through TLS a call after
+ * -EAGAIN must offer at least the same bytes again (the out buffer's head does). */
+static ssize_t conn_send(struct wsd_conn *c, const void *buf, size_t n)
+{
+    if (c->tls) {
+        ssize_t r = wsd_tls_write(c->tls, buf, n);
+        return r == WSD_TLS_WANT_READ || r == WSD_TLS_WANT_WRITE ? -EAGAIN : r;
+    }
+    ssize_t r = send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+static void handle_writable(struct wsd_conn *c);
 
 static void update_epoll(struct wsd_conn *c)
 {
@@ -116,7 +149,9 @@ static int send_iov(struct wsd_conn *c, struct iovec *iov, int n)
     size_t total = 0, sent = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    if (c->out.len == 0 && c->state != ST_DONE) {
+    /* Plain TCP writes the pieces straight from the caller's memory; TLS gathers them first,
+     * so a frame becomes one record, not one per piece. */
+    if (c->out.len == 0 && c->state != ST_DONE && !c->tls) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) {
@@ -131,6 +166,8 @@ static int send_iov(struct wsd_conn *c, struct iovec *iov, int n)
         if (wsd_buf_append(&c->out, (uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip))
             return -ENOMEM;
     }
+    if (c->tls && c->state != ST_DONE)
+        handle_writable(c);
     update_epoll(c);
     return 0;
 }
@@ -328,9 +365,9 @@ static void process_input(struct wsd_conn *c, uint8_t *buf, size_t n)
 
 static void handle_readable(struct wsd_conn *c, uint8_t *in)
 {
-    ssize_t n = recv(c->fd, in, IN_BUF_SIZE, MSG_DONTWAIT);
+    ssize_t n = conn_recv(c, in, IN_BUF_SIZE);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
+        if (n != -EAGAIN)
             set_done_abnormal(c);
         return;
     }
@@ -345,9 +382,9 @@ static void handle_readable(struct wsd_conn *c, uint8_t *in)
 static void handle_writable(struct wsd_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t w = send(c->fd, wsd_buf_head(&c->out), c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = conn_send(c, wsd_buf_head(&c->out), c->out.len);
         if (w < 0) {
-            if (errno != EAGAIN && errno != EINTR)
+            if (w != -EAGAIN)
                 set_done_abnormal(c);
             break;
         }
@@ -357,28 +394,41 @@ static void handle_writable(struct wsd_conn *c)
         wsd_buf_reset(&c->out, IN_BUF_SIZE);
 }
 
-static void handle_signal(struct wsd_conn *c)
+/* Read one termination from the signalfd. Returns false if there was none, or it names a
+ * connection this worker served before (not ours); else true with the close code and reason
+ * (buf holds it). */
+static bool read_termination(struct wsd_conn *c, uint16_t *code, const char **reason,
+                             char buf[WSD_KILL_REASON_MAX + 1])
 {
     struct signalfd_siginfo si;
     if (read(c->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-        return;
-    uint16_t code = WSD_CLOSE_GOING_AWAY;
-    const char *reason = "";
-    char buf[WSD_KILL_REASON_MAX + 1];
+        return false;
+    *code = WSD_CLOSE_GOING_AWAY;
+    *reason = "";
     c->res.leave = si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0;
     if (si.ssi_code == SI_QUEUE) {
         uint64_t id = wsd_kill_value_conn(si.ssi_ptr);
         if (id != 0 && id != c->id)
-            return; /* meant for a connection this worker served before: not ours */
+            return false; /* meant for a connection this worker served before: not ours */
         if (wsd_kill_value_code(si.ssi_ptr) != 0)
-            code = wsd_kill_value_code(si.ssi_ptr);
+            *code = wsd_kill_value_code(si.ssi_ptr);
         const struct wsd_kill_mailbox *m = &wsd_kill_mailbox;
         if (id != 0 && m->conn_id == id && m->reason_len <= WSD_KILL_REASON_MAX) {
             memcpy(buf, m->reason, m->reason_len);
             buf[m->reason_len] = '\0';
-            reason = buf;
+            *reason = buf;
         }
     }
+    return true;
+}
+
+static void handle_signal(struct wsd_conn *c)
+{
+    uint16_t code;
+    const char *reason;
+    char buf[WSD_KILL_REASON_MAX + 1];
+    if (!read_termination(c, &code, &reason, buf))
+        return;
     /* A plain SIGTERM (kill -TERM pid) closes whatever this worker serves: the one racy path,
      * kept for scripts; wsctl's signals name their connection. */
     if (c->state == ST_OPEN)
@@ -452,10 +502,9 @@ static void negotiate_deflate(struct wsd_conn *c, const struct wsd_http_upgrade 
 }
 
 /* Parse the handed-off request again for what the connection needs, and queue the 101. */
-static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p)
+static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p, uint32_t n)
 {
     struct wsd_http_upgrade req = {0};
-    uint32_t n = p->handoff->request_len;
     if (wsd_http_upgrade_parse(&req, p->payload, n, n) != (int)n)
         return -EBADMSG;
     char accept[WSD_ACCEPT_LEN + 1];
@@ -521,12 +570,18 @@ static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
         if (c->state == ST_FINISHING && c->out.len == 0) {
+            if (c->tls)
+                wsd_tls_shutdown(c->tls); /* close_notify after our last frame */
             (void)shutdown(c->fd, SHUT_WR);
             c->state = ST_DRAIN;
         }
         update_epoll(c);
+        /* wolfSSL may hold records it read but not yet handed out: epoll cannot see those. */
+        bool pending = c->tls && (c->ep_events & EPOLLIN) && wsd_tls_has_pending(c->tls);
         struct epoll_event evs[4];
-        int n = epoll_wait(c->ep, evs, 4, -1);
+        int n = epoll_wait(c->ep, evs, 4, pending ? 0 : -1);
+        if (n == 0 && pending)
+            handle_readable(c, in);
         for (int i = 0; i < n && c->state != ST_DONE; i++) {
             switch (evs[i].data.u32) {
             case EV_SOCKET:
@@ -549,10 +604,50 @@ static void run(struct wsd_conn *c, uint8_t *in)
     }
 }
 
+/* During the TLS front a termination naming this connection (or a plain SIGTERM) ends it;
+ * one meant for an earlier connection, or for idle workers only, is dropped. */
+static bool front_on_signal(void *userdata)
+{
+    struct wsd_conn *c = userdata;
+    uint16_t code;
+    const char *reason;
+    char buf[WSD_KILL_REASON_MAX + 1];
+    return read_termination(c, &code, &reason, buf);
+}
+
+/* wss://: TLS handshake and request through TLS. Returns 0 (c->tls set, the request in the
+ * payload), -EPROTO when the connection ended there (logged, reported in c->res.refused),
+ * or -errno. */
+static int run_tls_front(struct wsd_conn *c, const struct wsd_conn_params *p, uint32_t *request,
+                         uint32_t *extra)
+{
+    struct wsd_tls_accept a = {
+        .ctx = p->tls,
+        .fd = c->fd,
+        .sig_fd = p->ignore_term ? -1 : p->sig_fd,
+        .deadline_ms = p->handoff->accepted_ns / 1000000 + p->cfg->handshake_timeout_ms,
+        .max_header = p->cfg->max_header_bytes,
+        .payload = p->payload,
+        .cap = p->payload_cap,
+        .peer = c->peer,
+        .on_signal = front_on_signal,
+        .userdata = c,
+    };
+    if (!p->tls)
+        return -EINVAL;
+    int refused;
+    int r = wsd_tls_accept_run(&a, &c->tls, request, extra, &refused);
+    c->res.refused = refused;
+    if (r == -ENOMEM)
+        return r;
+    return r < 0 ? -EPROTO : 0;
+}
+
 int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 {
     static uint8_t in[IN_BUF_SIZE];
-    *ret = (struct wsd_conn_result){.close_code = WSD_CLOSE_ABNORMAL};
+    *ret = (struct wsd_conn_result){.close_code = WSD_CLOSE_ABNORMAL,
+                                    .refused = WSD_TLS_REFUSED_NONE};
     struct wsd_conn c = {
         .cfg = p->cfg,
         .fd = p->fd,
@@ -565,6 +660,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .userdata = p->userdata,
         .id = p->handoff->conn_id,
         .start_ms = wsd_now_ms(),
+        .res = {.close_code = WSD_CLOSE_ABNORMAL, .refused = WSD_TLS_REFUSED_NONE},
         .out_pause = p->cfg->max_message * 2 > OUT_PAUSE_MIN ? p->cfg->max_message * 2
                                                              : OUT_PAUSE_MIN,
     };
@@ -580,9 +676,23 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     c.next_ping_ms = c.start_ms + p->cfg->ping_interval_ms;
     wsd_ws_reader_init(&c.reader, p->cfg->max_message, (uint32_t)p->cfg->max_fragments, true,
                        false);
-    int r = setup(&c, p);
+    /* Frames are written whole: Nagle would hold the tail of each one (a TLS record larger
+     * than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
+    int one = 1;
+    (void)setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    uint32_t request = p->handoff->request_len, extra = p->handoff->extra_len;
+    int r = 0;
+    if (p->handoff->flags & WSD_HANDOFF_TLS)
+        r = run_tls_front(&c, p, &request, &extra);
+    if (r == -EPROTO) {
+        *ret = c.res; /* refused or left during the TLS front: already logged */
+        r = 0;
+        goto out;
+    }
     if (r == 0)
-        r = send_upgrade(&c, p);
+        r = setup(&c, p);
+    if (r == 0)
+        r = send_upgrade(&c, p, request);
     if (r < 0) {
         wsd_log_error(r, "setting up conn=%" PRIu64 " peer=%s failed", c.id, c.peer);
         goto out;
@@ -592,11 +702,14 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         WSD_LOG_NUM("pid", (uint64_t)getpid()),
         WSD_LOG_STR("peer", c.peer),
         WSD_LOG_STR("path", c.path),
+        WSD_LOG_STR("tls", "yes"), /* last: left out for ws:// */
     };
-    wsd_log_event(WSD_LOG_INFO, "open", opened, sizeof(opened) / sizeof(opened[0]));
-    uint32_t extra = p->handoff->extra_len;
+    wsd_log_event(WSD_LOG_INFO, "open", opened,
+                  sizeof(opened) / sizeof(opened[0]) - (c.tls ? 0 : 1));
+    if (p->on_open)
+        p->on_open(c.id, c.path, p->userdata);
     if (extra > 0) /* a client may send its first frames with the request */
-        process_input(&c, p->payload + p->handoff->request_len, extra);
+        process_input(&c, p->payload + request, extra);
     arm_heartbeat(&c);
     run(&c, in);
     log_close(&c);
@@ -608,6 +721,10 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 out:
     wsd_live.state = WSD_LIVE_IDLE;
     wsd_live.conn_id = 0;
+    if (c.tls) {
+        wsd_tls_shutdown(c.tls); /* every close ends with close_notify (a no-op if sent) */
+        c.tls = wsd_tls_free(c.tls);
+    }
     wsd_close(c.fd);
     wsd_close(c.timer_fd);
     wsd_close(c.hb_fd);

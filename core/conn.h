@@ -25,17 +25,22 @@ enum wsd_verdict {
 };
 typedef void (*wsd_conn_verdict_cb)(uint64_t conn_id, enum wsd_verdict v, void *userdata);
 
+/* The connection is upgraded (101 queued); path is its request target. */
+typedef void (*wsd_conn_open_cb)(uint64_t conn_id, const char *path, void *userdata);
+
 struct wsd_conn_params {
     const struct wsd_config *cfg;
     int fd;     /* the upgraded socket; wsd_conn_serve closes it */
     int sig_fd; /* signalfd for SIGTERM: a graceful close with 1001 */
     const struct wsd_handoff *handoff;
     uint8_t *payload; /* the request, then bytes that followed it (read and written) */
+    size_t payload_cap; /* its size: a wss:// request is read into it through TLS */
     wsd_conn_message_cb on_message;
     wsd_conn_verdict_cb on_verdict;
+    wsd_conn_open_cb on_open; /* may be NULL */
     void *userdata;
     bool ignore_term; /* tests only: never read the signalfd (exercises SIGKILL escalation) */
-    struct wsd_tls_ctx *tls; /* for a WSD_HANDOFF_TLS connection */
+    struct wsd_tls_ctx *tls; /* for a WSD_HANDOFF_TLS connection: the TLS front runs first */
 };
 
 enum wsd_closed_by {
@@ -49,6 +54,8 @@ struct wsd_conn_result {
     uint16_t close_code; /* the first close code sent or received; 1006 if none */
     enum wsd_closed_by closed_by;
     bool leave; /* a termination named no connection: the worker should exit, not reuse */
+    int refused; /* wss:// ended before the upgrade: WSD_TLS_REFUSED_* (core/tls_accept.h) or
+                  * the HTTP status sent through TLS */
 };
 
 /* Serve the connection until it ends; logs one line when it opens and one when it closes.

@@ -54,6 +54,8 @@ int wsd_handoff_recv(int chan_fd, struct wsd_handoff *ret, uint8_t *payload, siz
     ssize_t n = recvmsg(chan_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (n == 0 && !(msg.msg_flags & MSG_CTRUNC) && CMSG_FIRSTHDR(&msg) == NULL)
+        return -EPIPE; /* every sender is gone (wsd died): not a message, and never one again */
 
     int fd = -1;
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);

@@ -27,7 +27,8 @@ int wsd_handoff_send(int chan_fd, int conn_fd, const struct wsd_handoff *h, cons
 
 /* Receive one handoff without blocking. payload must hold cap bytes. Returns 0 with *ret,
  * the payload and *ret_fd (CLOEXEC) filled; -EAGAIN when none is queued; -EBADMSG for a
- * malformed message (any fd it carried is closed); or -errno. */
+ * malformed message (any fd it carried is closed); -EPIPE once every sender has closed its end;
+ * or -errno. */
 int wsd_handoff_recv(int chan_fd, struct wsd_handoff *ret, uint8_t *payload, size_t cap,
                      int *ret_fd);
 

@@ -42,6 +42,7 @@ enum op {
     OP_CTL,  /* the supervisor's control socket became readable */
     OP_SIGNAL,
     OP_TICK,
+    OP_CANCEL, /* its own completion carries nothing */
 };
 
 /* user_data: op in the top 8 bits, connection generation in the next 24, slot in the low 32. */
@@ -89,6 +90,7 @@ struct acceptor {
     bool tick_armed;
     bool accept_armed[2]; /* [0] ws://, [1] wss:// */
     bool stop;
+    bool quiescing; /* accepting no more: exit once no handshake is left */
     uint64_t live;
     struct __kernel_timespec tick_ts;
     struct wsd_iptable per_ip; /* count: live connections; until_ms: end of a ban */
@@ -234,26 +236,6 @@ static void conn_free(struct acceptor *a, uint32_t slot)
     a->free_head = slot;
 }
 
-static int hs_fail_index(int status)
-{
-    switch (status) {
-    case WSD_HTTP_METHOD_NOT_ALLOWED:
-        return WSD_HS_FAIL_405;
-    case WSD_HTTP_REQUEST_TIMEOUT:
-        return WSD_HS_FAIL_408;
-    case WSD_HTTP_UPGRADE_REQUIRED:
-        return WSD_HS_FAIL_426;
-    case WSD_HTTP_HEADERS_TOO_LARGE:
-        return WSD_HS_FAIL_431;
-    case WSD_HTTP_SERVICE_UNAVAILABLE:
-        return WSD_HS_FAIL_503;
-    case WSD_HTTP_TOO_MANY_REQUESTS:
-        return WSD_HS_FAIL_429;
-    default:
-        return WSD_HS_FAIL_400;
-    }
-}
-
 /* Answer with an HTTP error, half-close, and keep reading (dropping) until the client closes
  * or LINGER_MS passes, so our response is not destroyed by a RST for its unread bytes. The
  * caller keeps (or re-arms) a recv in flight. */
@@ -263,7 +245,7 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     if (c->tls) {
         /* No HTTP answer is possible before TLS: just close. The read in flight comes back
          * once the socket is shut down, and frees the slot. */
-        a->args->shared->hs_fail[hs_fail_index(status)]++;
+        a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
         list_remove(a, list_of(a, c), slot);
         c->state = CONN_CLOSING;
         (void)shutdown(c->fd, SHUT_RDWR);
@@ -275,7 +257,7 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     /* A fresh socket's send buffer always has room for a few hundred bytes. */
     (void)send(c->fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)shutdown(c->fd, SHUT_WR);
-    a->args->shared->hs_fail[hs_fail_index(status)]++;
+    a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
     /* The abuse detector counts what the client did wrong, not what wsd could not give. */
     if (status != WSD_HTTP_SERVICE_UNAVAILABLE && status != WSD_HTTP_TOO_MANY_REQUESTS) {
         struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_REFUSED, .status = (uint32_t)status,
@@ -295,6 +277,26 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     c->len = c->cap = 0;
 }
 
+/* Cancel the multishot accepts. A connection the kernel hands over before the cancel lands is
+ * still served: once accepted it is ours, not the next generation's. */
+static void quiesce(struct acceptor *a)
+{
+    a->quiescing = true;
+    for (uint32_t i = 0; i < 2; i++) {
+        if (!a->accept_armed[i])
+            continue;
+        struct io_uring_sqe *sqe = get_sqe(a);
+        io_uring_prep_cancel64(sqe, encode(OP_ACCEPT, 0, i), 0);
+        io_uring_sqe_set_data64(sqe, encode(OP_CANCEL, 0, 0));
+    }
+}
+
+static bool quiesced(const struct acceptor *a)
+{
+    return a->quiescing && !a->accept_armed[0] && !a->accept_armed[1] &&
+           a->pending.head == NO_CONN && a->linger.head == NO_CONN;
+}
+
 /* Apply one message from the supervisor (or from the start seed). */
 static void ctl_apply(struct acceptor *a, const struct wsd_acceptor_msg *m)
 {
@@ -312,6 +314,9 @@ static void ctl_apply(struct acceptor *a, const struct wsd_acceptor_msg *m)
         e = wsd_iptable_put(&a->per_ip, &m->ip);
         if (e)
             e->until_ms = m->until_ms;
+        break;
+    case WSD_ACCEPTOR_MSG_QUIESCE:
+        quiesce(a);
         break;
     case WSD_ACCEPTOR_MSG_LIVE:
         a->live++;
@@ -507,7 +512,7 @@ static void handle_poll(struct acceptor *a, uint32_t slot)
     if (c->state == CONN_READING) {
         int status = conn_hand_off(a, slot, 0);
         if (status != 0) {
-            a->args->shared->hs_fail[hs_fail_index(status)]++;
+            a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
             wsd_log_info("refused a wss:// connection: status %d, closing", status);
         }
     }
@@ -528,7 +533,7 @@ static void handle_tick(struct acceptor *a)
         list_remove(a, &a->linger, slot);
         c->state = CONN_CLOSING;
     }
-    if (!a->stop)
+    if (!a->stop && !a->quiescing)
         arm_accepts(a);
     if (a->pending.head != NO_CONN || a->linger.head != NO_CONN)
         arm_tick(a);
@@ -566,6 +571,8 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
         break;
     case OP_TICK:
         handle_tick(a);
+        break;
+    case OP_CANCEL:
         break;
     }
 }
@@ -647,7 +654,7 @@ int wsd_acceptor_run(const struct wsd_acceptor_args *args)
     arm_accepts(&a);
     arm_ctl(&a);
     arm_signal(&a);
-    while (!a.stop) {
+    while (!a.stop && !quiesced(&a)) {
         r = io_uring_submit_and_wait(&a.ring, 1);
         if (r < 0 && r != -EINTR) {
             wsd_log_error(r, "io_uring_submit_and_wait() failed in the acceptor loop");

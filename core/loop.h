@@ -17,6 +17,8 @@ enum wsd_acceptor_msg_type {
     WSD_ACCEPTOR_MSG_CLOSED = 1, /* to the acceptor: a connection from ip ended */
     WSD_ACCEPTOR_MSG_BAN,        /* to the acceptor: refuse ip with 429 until until_ms */
     WSD_ACCEPTOR_MSG_REFUSED,    /* to the supervisor: a handshake from ip got status */
+    WSD_ACCEPTOR_MSG_QUIESCE,    /* to the acceptor: stop accepting, finish the handshakes under
+                                  * way, then exit 0 (SIGUSR2: a new generation accepts now) */
     WSD_ACCEPTOR_MSG_LIVE,       /* in a start seed: a connection from ip is live */
 };
 

@@ -19,6 +19,27 @@ enum wsd_hs_fail {
     WSD_HS_FAIL_COUNT,
 };
 
+/* The counter for an HTTP status a handshake was refused with (400 for anything unlisted). */
+static inline enum wsd_hs_fail wsd_hs_fail_index(int status)
+{
+    switch (status) {
+    case 405:
+        return WSD_HS_FAIL_405;
+    case 408:
+        return WSD_HS_FAIL_408;
+    case 426:
+        return WSD_HS_FAIL_426;
+    case 429:
+        return WSD_HS_FAIL_429;
+    case 431:
+        return WSD_HS_FAIL_431;
+    case 503:
+        return WSD_HS_FAIL_503;
+    default:
+        return WSD_HS_FAIL_400;
+    }
+}
+
 /* The status a failure is answered with, as text ("eof": none, the client left). */
 static inline const char *wsd_hs_fail_name(enum wsd_hs_fail f)
 {

@@ -2,8 +2,9 @@
 /* wss:// with wolfSSL. The kernel has no kTLS and Debian's wolfSSL cannot export a live
  * session, so TLS runs in the worker that owns the connection: the acceptor hands over the raw
  * socket, and the worker does the TLS handshake, then HTTP, then WebSocket, through this layer.
- * The context (certificate chain and private key) is loaded once by the supervisor and
- * inherited by the workers it forks. */
+ * The context (certificate chain, no private key) is loaded by the supervisor and inherited
+ * by the workers it forks; signatures are made by the keyholder (tls_key.h), the only process
+ * that reads the key. */
 #ifndef WSD_CORE_TLS_H
 #define WSD_CORE_TLS_H
 
@@ -17,10 +18,10 @@
 struct wsd_tls_ctx;
 struct wsd_tls;
 
-/* Load and check a certificate chain and key (PEM). min_version is 12 or 13. On failure returns
- * -errno / -EINVAL and writes one line naming the file and the reason into why: unreadable, not
- * PEM, key does not match, expired or not yet valid. */
-int wsd_tls_ctx_load(const char *cert_file, const char *key_file, unsigned min_version,
+/* Load and check a certificate chain (PEM), whose signatures the keyholder behind keyholder_fd
+ * makes. min_version is 12 or 13. On failure returns -errno / -EINVAL and writes one line
+ * naming the file and the reason into why: unreadable, not PEM, expired or not yet valid. */
+int wsd_tls_ctx_load(const char *cert_file, unsigned min_version, int keyholder_fd,
                      struct wsd_tls_ctx **ret, char *why, size_t cap);
 
 /* Release a context; returns NULL. */
@@ -47,7 +48,7 @@ ssize_t wsd_tls_write(struct wsd_tls *t, const void *buf, size_t n);
 /* Decrypted bytes buffered inside wolfSSL that epoll cannot see. */
 bool wsd_tls_has_pending(struct wsd_tls *t);
 
-/* Send close_notify, without waiting for the peer's. */
+/* Send close_notify (once), without waiting for the peer's. */
 void wsd_tls_shutdown(struct wsd_tls *t);
 
 /* The negotiated version ("TLSv1.3") and ALPN protocol (or ""), for logs. */

@@ -4,8 +4,8 @@
 # nothing. Usage: install-deps.sh build|test|bench
 set -eu
 
-build_pkgs="gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libsystemd-dev libseccomp-dev"
-test_pkgs="$build_pkgs libcmocka-dev python3 python3-websockets python3-prometheus-client nodejs npm procps iproute2 util-linux openssl chromium clang-14 libclang-rt-14-dev"
+build_pkgs="gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libsystemd-dev libseccomp-dev openssl"
+test_pkgs="$build_pkgs libcmocka-dev python3 python3-websockets python3-prometheus-client nodejs npm procps iproute2 util-linux openssl chromium clang-14 libclang-rt-14-dev man-db groff-base"
 bench_pkgs="$build_pkgs websocketd libwebsockets-dev gnuplot-nox python3-websockets nodejs npm util-linux"
 
 case "${1:-build}" in

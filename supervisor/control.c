@@ -147,9 +147,12 @@ static void cmd_stats(struct supervisor *s, struct wsd_buf *b, bool json)
         out_printf(b, json ? ",\"closed_%s\":%" PRIu64 : "closed_%s: %" PRIu64 "\n",
                    c == WSD_CAUSE_NONE ? "normally" : wsd_cause_name((enum wsd_cause)c),
                    t->closed_by_cause[c]);
+    /* Refusals by the acceptor, plus those a worker answered through TLS (wss://). */
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         out_printf(b, json ? ",\"handshake_failed_%s\":%" PRIu64 : "handshake_failed_%s: %" PRIu64 "\n",
-                   wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
+                   wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i] + t->tls_refused[i]);
+    out_printf(b, json ? ",\"handshake_failed_tls\":%" PRIu64 : "handshake_failed_tls: %" PRIu64 "\n",
+               t->tls_failed);
     if (json)
         out_printf(b, "}\n");
 }
@@ -415,6 +418,23 @@ static int claim_path(const struct sockaddr_un *sa)
     return 0;
 }
 
+/* The previous generation's listening socket (SIGUSR2): same path, no moment without one. */
+static int adopt(struct supervisor *s, struct wsd_control *ctl)
+{
+    struct sockaddr_un sa;
+    socklen_t sl = sizeof(sa);
+    ctl->fd = s->inherited.control;
+    s->inherited.control = -1;
+    if (getsockname(ctl->fd, (struct sockaddr *)&sa, &sl) < 0 || sl <= sizeof(sa_family_t))
+        return -errno;
+    snprintf(ctl->path, sizeof(ctl->path), "%.*s", (int)(sl - sizeof(sa_family_t)), sa.sun_path);
+    int r = wsd_supervisor_watch(s, ctl->fd, WSD_TAG_CONTROL, 0, EPOLLIN | EPOLLET);
+    if (r == 0)
+        wsd_log_notice("control socket %s (wsctl -s %s; taken over from the previous wsd)",
+                       ctl->path, ctl->path);
+    return r;
+}
+
 int wsd_control_open(struct supervisor *s, const char *listen_addr)
 {
     struct wsd_control *ctl = calloc(1, sizeof(*ctl));
@@ -424,6 +444,8 @@ int wsd_control_open(struct supervisor *s, const char *listen_addr)
     ctl->fd = -1;
     for (int i = 0; i <= CONTROL_INTERNAL; i++)
         ctl->clients[i].fd = -1;
+    if (s->inherited.control >= 0)
+        return adopt(s, ctl);
     if (s->cfg->control_socket[0]) {
         snprintf(ctl->path, sizeof(ctl->path), "%s", s->cfg->control_socket);
     } else {
@@ -451,6 +473,21 @@ int wsd_control_open(struct supervisor *s, const char *listen_addr)
     }
     wsd_log_notice("control socket %s (wsctl -s %s)", ctl->path, ctl->path);
     return 0;
+}
+
+int wsd_control_listen_fd(const struct supervisor *s)
+{
+    return s->control ? s->control->fd : -1;
+}
+
+void wsd_control_hand_over(struct supervisor *s)
+{
+    struct wsd_control *ctl = s->control;
+    if (!ctl)
+        return;
+    /* The path now belongs to the new generation: close our listener, never unlink it. */
+    ctl->fd = wsd_close(ctl->fd);
+    ctl->path[0] = '\0';
 }
 
 void wsd_control_close(struct supervisor *s)

@@ -7,13 +7,14 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "supervisor/exit.h"
+#include "supervisor/manpage.h"
 #include "supervisor/supervisor.h"
 
 #define WSD_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: wsd [--help | --version]\n"
+    fprintf(out, "Usage: wsd [--help | --help-man | --version]\n"
                  "A WebSocket (RFC 6455) server: one process per connection, supervised by "
                  "pidfd.\n\n");
 }
@@ -24,6 +25,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
             usage(stdout);
             wsd_config_print_help(stdout);
+            return WSD_EXIT_OK;
+        }
+        if (strcmp(argv[1], "--help-man") == 0) { /* roff for wsd(8): make install uses it */
+            wsd_manpage_print(stdout, WSD_VERSION);
             return WSD_EXIT_OK;
         }
         if (strcmp(argv[1], "--version") == 0) {

@@ -131,10 +131,13 @@ void wsd_metrics_render(struct supervisor *s, struct wsd_buf *b)
     for (int i = 0; i < WSD_HS_FAIL_COUNT; i++)
         if (i != WSD_HS_FAIL_EOF)
             wsd_buf_printf(b, "wsd_handshake_failures_total{status=\"%s\"} %" PRIu64 "\n",
-                           wsd_hs_fail_name((enum wsd_hs_fail)i), sh->hs_fail[i]);
+                           wsd_hs_fail_name((enum wsd_hs_fail)i),
+                           sh->hs_fail[i] + s->totals.tls_refused[i]); /* + through TLS */
     scalar(b, "wsd_handshakes_abandoned_total", "counter",
            "Clients that left before sending a whole upgrade request.",
            sh->hs_fail[WSD_HS_FAIL_EOF]);
+    scalar(b, "wsd_tls_handshake_failures_total", "counter",
+           "wss:// connections whose TLS handshake failed or timed out.", s->totals.tls_failed);
 
     family(b, "wsd_connections_closed_total", "counter",
            "Connections ended, by cause (normal: the peers closed it) and close code.");

@@ -25,9 +25,13 @@ int wsd_metrics_child_open(struct supervisor *s)
 {
     struct wsd_metrics_child *m = &s->metrics_child;
     m->listen_fd = m->pidfd = -1;
-    if (!s->cfg->metrics_listen[0])
+    /* SIGUSR2: the previous generation's listener, so scrapes never meet a closed port */
+    int fd = s->inherited.metrics;
+    s->inherited.metrics = -1;
+    if (fd < 0 && !s->cfg->metrics_listen[0])
         return 0;
-    int fd = wsd_listen_open(s->cfg->metrics_listen, 64);
+    if (fd < 0)
+        fd = wsd_listen_open(s->cfg->metrics_listen, 64);
     if (fd < 0) {
         wsd_log_error(fd, "bind() failed while listening on WSD_METRICS_LISTEN '%s'",
                       s->cfg->metrics_listen);

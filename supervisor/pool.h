@@ -49,6 +49,7 @@ struct wsd_worker {
     uint64_t spawned_ms;
     uint32_t served;
     uint32_t next_free;
+    uint32_t tls_gen; /* the certificate generation it was spawned with (SIGHUP bumps it) */
     /* The connection being served (BUSY). */
     uint64_t conn_id;
     uint64_t conn_start_ms;

@@ -14,6 +14,9 @@ enum wsd_report_type {
     WSD_REPORT_BUSY = 1, /* took connection conn_id: peer, path */
     WSD_REPORT_DONE,     /* conn_id ended: close_code, closed_by (enum wsd_closed_by) */
     WSD_REPORT_VERDICT,  /* a detector in the worker decided about conn_id: verdict */
+    WSD_REPORT_REFUSED,  /* wss:// conn_id ended before the upgrade: status is the HTTP status
+                          * answered through TLS, or 0 when the TLS handshake itself failed */
+    WSD_REPORT_OPEN,     /* wss:// conn_id upgraded: path (read through TLS after BUSY) */
 };
 
 #define WSD_REPORT_PATH_MAX 128
@@ -28,6 +31,7 @@ struct wsd_report {
     uint16_t close_code;
     uint8_t closed_by;
     uint8_t verdict; /* enum wsd_verdict */
+    uint16_t status; /* WSD_REPORT_REFUSED */
     /* DONE: the connection's messages and bytes each way (for the metrics' totals) */
     uint64_t in_msgs, in_bytes, out_msgs, out_bytes;
 };

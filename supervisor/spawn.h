@@ -12,7 +12,8 @@
 enum {
     WSD_FD_DISPATCH = 3, /* read end of the shared dispatch queue */
     WSD_FD_REPORT = 4,   /* worker end of the report socket */
-    WSD_FD_FIRST_PRIVATE = 5,
+    WSD_FD_KEYHOLDER = 5, /* worker end of the current keyholder's channel; /dev/null without TLS */
+    WSD_FD_FIRST_PRIVATE = 6,
 };
 
 typedef void (*wsd_child_main_cb)(void *arg);

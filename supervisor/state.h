@@ -10,13 +10,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/config.h"
 #include "core/iptable.h"
+#include "supervisor/activation.h"
+#include "supervisor/notify.h"
+#include "core/shared.h"
 #include "supervisor/metrics.h"
 #include "supervisor/pool.h"
 
-struct wsd_config;
 struct wsd_shared;
 struct wsd_control;
+struct wsd_upgrade;
 struct wsd_acceptor_msg;
 
 enum wsd_tag {
@@ -29,7 +33,17 @@ enum wsd_tag {
     WSD_TAG_ACCEPTOR_CTL,
     WSD_TAG_CONTROL,        /* the control socket's listener */
     WSD_TAG_CONTROL_CLIENT, /* a wsctl connection; slot = client index */
+    WSD_TAG_UPGRADE_CHILD,  /* SIGUSR2: the new generation's pidfd */
+    WSD_TAG_UPGRADE_READY,  /* SIGUSR2: the pipe on which it says it is ready */
+    WSD_TAG_KEYHOLDER,      /* slot = index in keyholders[] */
     WSD_TAG_METRICS,        /* the wsd-metrics process's pidfd */
+};
+
+/* A keyholder generation: the current one, and older ones still serving their workers. */
+#define WSD_KEYHOLDERS_MAX 16
+struct wsd_keyholder {
+    int pidfd; /* -1: free slot */
+    pid_t pid;
 };
 
 /* The wsd-metrics process (metrics_child.c); listen_fd < 0 without WSD_METRICS_LISTEN. */
@@ -46,13 +60,20 @@ struct wsd_totals {
     uint64_t closed_by_cause[WSD_CAUSE_COUNT];
     uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
     uint64_t bans;
+    uint64_t tls_failed;                       /* wss:// TLS handshakes that failed */
+    uint64_t tls_refused[WSD_HS_FAIL_COUNT];   /* bad requests answered through TLS */
 };
 
 struct supervisor {
-    const struct wsd_config *cfg;
+    const struct wsd_config *cfg; /* = &config */
+    struct wsd_config config;     /* changed only by SIGHUP (reload.c) */
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
+    struct wsd_keyholder keyholders[WSD_KEYHOLDERS_MAX];
+    int keyholder_current; /* index, or -1 */
+    uint32_t tls_gen;      /* bumped by every certificate reload */
+    bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;
@@ -71,6 +92,11 @@ struct supervisor {
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
     struct wsd_totals totals;
+    struct wsd_inherited inherited; /* sockets passed in at exec (systemd, or SIGUSR2) */
+    struct wsd_notify notify;
+    struct wsd_upgrade *upgrade; /* upgrade.c's state */
+    bool draining;               /* a new generation took over: serve what is open, then exit */
+    uint64_t drain_deadline_ms;
     struct wsd_metrics metrics;
     struct wsd_metrics_child metrics_child;
 };
@@ -82,6 +108,8 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
  * Blocks briefly on a full socket rather than lose it: a lost CLOSED would count a connection
  * as live for ever, a lost BAN would let the IP in. */
 void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m);
+/* True if a handshake waits in the dispatch queue for a worker. */
+bool wsd_supervisor_dispatch_pending(void);
 
 /* terminate.c: the one ladder. SIGTERM carrying (conn id, code) + SIGCONT, then SIGKILL after
  * WSD_KILL_GRACE_MS; force goes straight to SIGKILL. Returns 0, or -ESRCH if w serves no
@@ -102,11 +130,24 @@ void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);
 /* detect_heartbeat.c: terminate busy workers that stopped making progress. */
 void wsd_heartbeat_scan(struct supervisor *s, uint64_t now_ms);
 
-/* certs.c: load the TLS certificate at startup (exit 2 on a bad one), reload it on SIGHUP
- * (a bad new one is refused and the old one stays), and recycle the idle pool so new
- * connections get the new certificate. */
+/* certs.c: load the TLS certificate and start the keyholder at startup (exit 2 on a bad pair),
+ * reload both on SIGHUP (a bad new pair is refused and the old one stays), and recycle the
+ * idle pool so new connections get the new pair. */
 int wsd_certs_load(struct supervisor *s);
-void wsd_certs_reload(struct supervisor *s);
+int wsd_certs_reload(struct supervisor *s); /* 0, or -1 if a new certificate was refused */
+/* Watch the keyholders' pidfds once the event loop exists. */
+int wsd_certs_watch(struct supervisor *s);
+/* A keyholder's pidfd is readable: reap it; restart the current one if it died. */
+void wsd_certs_keyholder_exit(struct supervisor *s, uint32_t slot);
+/* Ask a worker of an older certificate generation to leave once it is idle. */
+void wsd_certs_retire(struct supervisor *s, struct wsd_worker *w);
+/* At shutdown: drop the supervisor's channel end so keyholders leave with the last worker. */
+void wsd_certs_stop(struct supervisor *s);
+/* Keyholders still running. */
+unsigned wsd_certs_keyholders_live(const struct supervisor *s);
+
+/* reload.c: SIGHUP. */
+void wsd_reload(struct supervisor *s);
 
 /* metrics_child.c: open WSD_METRICS_LISTEN at startup (logging where; 0 or -errno), start
  * the wsd-metrics process, reap and restart it, and signal it when wsd stops (SIGTERM also
@@ -121,6 +162,28 @@ void wsd_metrics_child_stop(struct supervisor *s, int sig);
 int wsd_control_open(struct supervisor *s, const char *listen_addr);
 void wsd_control_handle(struct supervisor *s, enum wsd_tag tag, uint32_t slot, uint32_t events);
 void wsd_control_close(struct supervisor *s);
+/* The listening socket, to pass to a new generation on SIGUSR2 (-1 if none). */
+int wsd_control_listen_fd(const struct supervisor *s);
+/* Stop listening (the new generation took the socket) but leave its path alone; wsctl
+ * requests already being answered finish. */
+void wsd_control_hand_over(struct supervisor *s);
+
+/* terminate.c: ask every idle worker to leave (busy ones ignore it). Returns how many were
+ * asked. */
+uint32_t wsd_terminate_idle(struct supervisor *s);
+
+/* upgrade.c: SIGUSR2, zero-downtime upgrade (see upgrade.c). */
+void wsd_upgrade_init(struct supervisor *s);
+void wsd_upgrade_start(struct supervisor *s);
+void wsd_upgrade_handle(struct supervisor *s, enum wsd_tag tag);
+void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms);
+/* Stopping: kill a new generation that is not ready yet. */
+void wsd_upgrade_abort(struct supervisor *s);
+/* True while a new generation runs that has not said READY (wsd waits to reap it). */
+bool wsd_upgrade_is_starting(const struct supervisor *s);
+void wsd_upgrade_done(struct supervisor *s);
+/* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
+void wsd_upgrade_report_ready(struct supervisor *s);
 /* Serve the wsd-metrics process on fd (one end of a stream socketpair; control.c owns it from
  * now on and closes it on EOF or when another is adopted). Returns 0 or -errno. */
 int wsd_control_adopt(struct supervisor *s, int fd);

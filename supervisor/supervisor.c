@@ -27,6 +27,7 @@
 #include "core/loop.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/tls.h"
 #include "proto/handshake.h"
 #include "proto/ws_codes.h"
 #include "supervisor/exit.h"
@@ -177,6 +178,7 @@ static int worker_spawn(struct supervisor *s)
     w->pidfd = pidfd;
     w->pid = pid;
     w->spawned_ms = wsd_now_ms();
+    w->tls_gen = s->tls_gen;
     wsd_pool_set_state(&s->pool, w, WSD_WORKER_IDLE);
     int r = wsd_supervisor_watch(s, pidfd, WSD_TAG_WORKER, slot, EPOLLIN);
     if (r < 0)
@@ -184,7 +186,7 @@ static int worker_spawn(struct supervisor *s)
     return 0;
 }
 
-static bool dispatch_has_pending(void)
+bool wsd_supervisor_dispatch_pending(void)
 {
     struct pollfd p = {.fd = WSD_FD_DISPATCH, .events = POLLIN};
     return poll(&p, 1, 0) == 1;
@@ -195,7 +197,9 @@ static void pool_replenish(struct supervisor *s)
 {
     if (s->stopping || wsd_now_ms() < s->spawn_blocked_until_ms)
         return;
-    while (s->pool.idle < s->cfg->pool_min || (s->pool.idle == 0 && dispatch_has_pending())) {
+    /* Draining after an upgrade: no pool, only a worker for a handshake still queued. */
+    uint64_t want = s->draining ? 0 : s->cfg->pool_min;
+    while (s->pool.idle < want || (s->pool.idle == 0 && wsd_supervisor_dispatch_pending())) {
         int r = worker_spawn(s);
         if (r == -ENOSPC)
             return;
@@ -224,11 +228,32 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
         w->served++;
         s->idle_failures = 0;
         break;
+    case WSD_REPORT_OPEN:
+        if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
+            memcpy(w->path, m->path, sizeof(w->path));
+            w->path[sizeof(w->path) - 1] = '\0';
+        }
+        break;
+    case WSD_REPORT_REFUSED:
+        if (w->state != WSD_WORKER_BUSY || w->conn_id != m->conn_id)
+            break;
+        if (m->status == 0)
+            s->totals.tls_failed++;
+        else
+            s->totals.tls_refused[wsd_hs_fail_index(m->status)]++;
+        /* Like the acceptor's refusals: what the client did wrong counts against its IP. */
+        struct wsd_ip ip = wsd_ip_from_sockaddr(&w->peer);
+        wsd_abuse_record(s, &ip);
+        break;
     case WSD_REPORT_DONE:
         if (w->state == WSD_WORKER_BUSY && w->conn_id == m->conn_id) {
             struct wsd_traffic t = {m->in_msgs, m->in_bytes, m->out_msgs, m->out_bytes};
             wsd_metrics_fold(&s->metrics, w, &t);
             wsd_conn_ended(s, w, m->close_code, m->closed_by, NULL);
+            /* WSD_WORKER_REUSE: a worker that was busy across a certificate reload must not
+             * serve another connection with the old certificate. */
+            if (w->tls_gen != s->tls_gen)
+                wsd_certs_retire(s, w);
         }
         break;
     case WSD_REPORT_VERDICT:
@@ -291,6 +316,10 @@ static void handle_acceptor_exit(struct supervisor *s)
     s->acceptor_pidfd = wsd_close(s->acceptor_pidfd);
     if (s->stopping)
         return;
+    if (s->draining) { /* it finished its handshakes: the new generation accepts now */
+        wsd_log_info("upgrade: the acceptor finished its handshakes and left");
+        return;
+    }
     char how[96];
     wsd_reap_describe(&si, how, sizeof(how));
     if (!wsd_reap_is_signaled(&si) && si.si_status == WSD_EXIT_FATAL) {
@@ -340,7 +369,8 @@ static void drain_dispatch(void)
             continue;
         if (r < 0)
             break;
-        (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (!(h.flags & WSD_HANDOFF_TLS)) /* a wss:// client would read it as a bad record */
+            (void)send(fd, resp, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         wsd_close(fd);
     }
 }
@@ -350,6 +380,8 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
     if (s->stopping)
         return;
     s->stopping = true;
+    wsd_notify_stopping(&s->notify);
+    wsd_upgrade_abort(s);
     s->stop_deadline_ms = wsd_now_ms() + s->cfg->shutdown_grace_ms;
     wsd_log_notice("%s: stopping; %u connections get close 1001, SIGKILL after %" PRIu64 " ms",
                    why, s->pool.busy, s->cfg->shutdown_grace_ms);
@@ -357,6 +389,7 @@ void wsd_supervisor_begin_stop(struct supervisor *s, const char *why)
         (void)wsd_sys_pidfd_send_signal(s->acceptor_pidfd, SIGTERM, NULL);
     s->listen_fd = wsd_close(s->listen_fd);
     s->tls_listen_fd = wsd_close(s->tls_listen_fd);
+    wsd_certs_stop(s); /* keyholders leave with their last worker */
     wsd_metrics_child_stop(s, SIGTERM);
     stop_all_workers(s);
 }
@@ -372,8 +405,11 @@ static void handle_signal(struct supervisor *s)
         case SIGINT:
             wsd_supervisor_begin_stop(s, "SIGINT");
             break;
+        case SIGUSR2:
+            wsd_upgrade_start(s);
+            break;
         case SIGHUP:
-            wsd_certs_reload(s);
+            wsd_reload(s);
             break;
         default:
             wsd_log_notice("signal %u has no action yet, ignoring", si.ssi_signo);
@@ -401,6 +437,10 @@ static void handle_tick(struct supervisor *s)
         acceptor_start(s);
     wsd_metrics_child_tick(s, now);
     wsd_terminate_escalate(s, now);
+    wsd_notify_watchdog(&s->notify, now);
+    wsd_upgrade_tick(s, now);
+    if (!s->stopping)
+        wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
     if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
         s->last_scan_ms = now;
         wsd_heartbeat_scan(s, now);
@@ -441,12 +481,19 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
     case WSD_TAG_ACCEPTOR_CTL:
         handle_acceptor_ctl(s);
         break;
+    case WSD_TAG_KEYHOLDER:
+        wsd_certs_keyholder_exit(s, slot);
+        break;
     case WSD_TAG_METRICS:
         wsd_metrics_child_exited(s);
         break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
         wsd_control_handle(s, tag, slot, events);
+        break;
+    case WSD_TAG_UPGRADE_CHILD:
+    case WSD_TAG_UPGRADE_READY:
+        wsd_upgrade_handle(s, tag);
         break;
     }
 }
@@ -509,6 +556,8 @@ static int setup_channels(struct supervisor *s)
     int r = move_fd(dr, WSD_FD_DISPATCH);
     if (r == 0)
         r = move_fd(rw, WSD_FD_REPORT);
+    if (r == 0 && !s->tls) /* with TLS the keyholder's channel is there already (certs.c) */
+        r = move_fd(open("/dev/null", O_RDONLY | O_CLOEXEC), WSD_FD_KEYHOLDER);
     if (r < 0)
         return r;
     /* A deep queue: a burst of handshakes waits here while workers are spawned. */
@@ -524,6 +573,10 @@ static int setup_channels(struct supervisor *s)
 
 static int setup_events(struct supervisor *s)
 {
+    /* The watchdog is fed from the tick: tick at least twice per watchdog interval. */
+    long tick_ms = TICK_MS;
+    if (s->notify.watchdog_ms && s->notify.watchdog_ms < (uint64_t)tick_ms)
+        tick_ms = (long)s->notify.watchdog_ms;
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -537,8 +590,8 @@ static int setup_events(struct supervisor *s)
     if (s->sig_fd < 0 || s->ep < 0 || s->tick_fd < 0)
         return -errno;
     struct itimerspec its = {
-        .it_value = {.tv_nsec = TICK_MS * 1000000L},
-        .it_interval = {.tv_nsec = TICK_MS * 1000000L},
+        .it_value = {.tv_nsec = tick_ms * 1000000L},
+        .it_interval = {.tv_nsec = tick_ms * 1000000L},
     };
     if (timerfd_settime(s->tick_fd, 0, &its, NULL) < 0)
         return -errno;
@@ -554,8 +607,20 @@ static int setup_events(struct supervisor *s)
     return r;
 }
 
-/* Open one listener (an empty address means none) and log where it listens; the bound
- * address is returned in ret_addr for the default control socket name. */
+/* Log where a listening socket listens; the bound address is returned in ret_addr for the
+ * default control socket name. */
+static void announce_listener(struct supervisor *s, int fd, const char *scheme, const char *origin,
+                              char ret_addr[WSD_ADDR_STRLEN])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    (void)getsockname(fd, (struct sockaddr *)&ss, &sl);
+    wsd_addr_format(&ss, ret_addr);
+    wsd_log_notice("listening on %s://%s/ (pid %d; %s; stop with SIGTERM or Ctrl-C)", scheme,
+                   ret_addr, s->self, origin);
+}
+
+/* Open one listener (an empty address means none). */
 static int open_listener(struct supervisor *s, const char *addr, const char *scheme, int *ret_fd,
                          char ret_addr[WSD_ADDR_STRLEN])
 {
@@ -566,13 +631,29 @@ static int open_listener(struct supervisor *s, const char *addr, const char *sch
         wsd_log_error(fd, "bind() failed while listening on '%s'", addr);
         return fd;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    (void)getsockname(fd, (struct sockaddr *)&ss, &sl);
-    wsd_addr_format(&ss, ret_addr);
-    wsd_log_notice("listening on %s://%s/ (pid %d; stop with SIGTERM or Ctrl-C)", scheme, ret_addr,
-                   s->self);
+    announce_listener(s, fd, scheme, "bound here", ret_addr);
     *ret_fd = fd;
+    return 0;
+}
+
+/* The listeners: those passed in (socket activation, or the previous generation on SIGUSR2)
+ * replace WSD_LISTEN and WSD_TLS_LISTEN entirely; otherwise bind those. */
+static int setup_listeners(struct supervisor *s, char addr[WSD_ADDR_STRLEN],
+                           char tls_addr[WSD_ADDR_STRLEN])
+{
+    struct wsd_inherited *in = &s->inherited;
+    if (!wsd_activation_has_listeners(in)) {
+        int r = open_listener(s, s->cfg->listen, "ws", &s->listen_fd, addr);
+        return r < 0 ? r : open_listener(s, s->cfg->tls_listen, "wss", &s->tls_listen_fd, tls_addr);
+    }
+    const char *origin = in->upgrade >= 0 ? "socket from the previous wsd" : "socket passed in";
+    s->listen_fd = in->ws;
+    s->tls_listen_fd = in->wss;
+    in->ws = in->wss = -1;
+    if (s->listen_fd >= 0)
+        announce_listener(s, s->listen_fd, "ws", origin, addr);
+    if (s->tls_listen_fd >= 0)
+        announce_listener(s, s->tls_listen_fd, "wss", origin, tls_addr);
     return 0;
 }
 
@@ -601,9 +682,7 @@ static int setup(struct supervisor *s)
     if (r < 0)
         return r;
     char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
-    r = open_listener(s, s->cfg->listen, "ws", &s->listen_fd, addr);
-    if (r == 0)
-        r = open_listener(s, s->cfg->tls_listen, "wss", &s->tls_listen_fd, tls_addr);
+    r = setup_listeners(s, addr, tls_addr);
     if (r == 0)
         r = wsd_metrics_child_open(s);
     if (r < 0)
@@ -611,22 +690,34 @@ static int setup(struct supervisor *s)
     return wsd_control_open(s, addr[0] ? addr : tls_addr);
 }
 
+/* The pool is warm and the acceptor runs: tell the service manager. */
+static void announce_ready(struct supervisor *s)
+{
+    wsd_notify_ready(&s->notify, s->pool.busy, s->pool.idle, s->inherited.upgrade < 0);
+    wsd_log_info("ready: %u idle workers", s->pool.idle);
+    wsd_upgrade_report_ready(s);
+}
+
 static bool finished(const struct supervisor *s)
 {
+    /* a new generation killed before it was ready is reaped here, not left to init */
     return s->stopping && s->acceptor_pidfd < 0 && s->metrics_child.pidfd < 0 &&
-           wsd_pool_live(&s->pool) == 0;
+           wsd_pool_live(&s->pool) == 0 && !wsd_upgrade_is_starting(s) &&
+           wsd_certs_keyholders_live(s) == 0;
 }
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
 {
     struct supervisor s = {
-        .cfg = cfg,
+        .config = *cfg,
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1, .next_escalation_ms = UINT64_MAX,
+        .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1, .metrics = -1},
         .metrics_child = {.listen_fd = -1, .pidfd = -1},
     };
+    s.cfg = &s.config;
     wsd_metrics_init(&s.metrics);
     sigset_t mask;
     sigfillset(&mask);
@@ -639,25 +730,35 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
      * mask, so SIGTERM reaches them only through their own signalfd. */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (check_fd_limit(cfg) < 0)
+    if (check_fd_limit(cfg) < 0 || wsd_activation_take(&s.inherited, stderr) < 0)
         return WSD_EXIT_CONFIG;
-    if (!cfg->listen[0] && !cfg->tls_listen[0]) {
+    wsd_notify_init(&s.notify);
+    if (!wsd_activation_has_listeners(&s.inherited) && !cfg->listen[0] && !cfg->tls_listen[0]) {
         fprintf(stderr, "wsd: invalid WSD_LISTEN=\"\": expected an address, since WSD_TLS_LISTEN "
                         "is empty too\n");
         return WSD_EXIT_CONFIG;
     }
     if (wsd_certs_load(&s) < 0)
         return WSD_EXIT_CONFIG;
+    wsd_upgrade_init(&s);
     int r = setup(&s);
     if (r < 0) {
         wsd_metrics_child_stop(&s, SIGTERM);
+        wsd_upgrade_done(&s);
         wsd_control_close(&s);
         wsd_pool_done(&s.pool);
         wsd_iptable_done(&s.abuse);
     }
     if (r < 0)
+        s.tls = wsd_tls_ctx_free(s.tls);
+    if (r < 0)
         return r == -EADDRINUSE || r == -EACCES || r == -EADDRNOTAVAIL ? WSD_EXIT_CONFIG
                                                                          : WSD_EXIT_FAILURE;
+    r = wsd_certs_watch(&s);
+    if (r < 0) {
+        wsd_log_error(r, "epoll_ctl() failed while watching the keyholder");
+        return WSD_EXIT_FAILURE;
+    }
     acceptor_start(&s);
     wsd_metrics_child_start(&s);
     pool_replenish(&s);
@@ -675,11 +776,19 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch();
         pool_replenish(&s);
+        if (s.draining && !s.stopping && s.acceptor_pidfd < 0 && s.pool.busy == 0 &&
+            !wsd_supervisor_dispatch_pending())
+            wsd_supervisor_begin_stop(&s, "upgrade: every connection ended");
+        if (!s.notify.ready && !s.stopping && !s.draining && s.acceptor_pidfd >= 0 &&
+            s.pool.idle >= s.cfg->pool_min)
+            announce_ready(&s);
     }
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
     wsd_control_close(&s);
+    wsd_upgrade_done(&s);
     wsd_metrics_child_stop(&s, SIGTERM); /* closes the listener when wsd never got to stop */
+    s.tls = wsd_tls_ctx_free(s.tls);
     wsd_pool_done(&s.pool);
     wsd_iptable_done(&s.abuse);
     return s.exit_status;

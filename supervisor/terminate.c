@@ -189,3 +189,17 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
     if (reusable && s->stopping) /* back to idle while wsd stops: it must leave too */
         (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, NULL);
 }
+
+uint32_t wsd_terminate_idle(struct supervisor *s)
+{
+    siginfo_t info = {.si_signo = SIGTERM, .si_code = SI_QUEUE, .si_pid = s->self};
+    info.si_value.sival_ptr = (void *)(uintptr_t)wsd_kill_value(WSD_KILL_IDLE_ONLY, 0);
+    uint32_t asked = 0;
+    for (uint32_t i = 0; i < s->pool.cap; i++) {
+        struct wsd_worker *w = &s->pool.slots[i];
+        if (w->state == WSD_WORKER_IDLE &&
+            wsd_sys_pidfd_send_signal(w->pidfd, SIGTERM, &info) == 0)
+            asked++;
+    }
+    return asked;
+}

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/tls_accept.h"
 #include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
 #include "supervisor/report.h"
@@ -106,7 +107,15 @@ static void stubborn_on_message(struct wsd_conn *c, uint8_t opcode, const uint8_
     wsd_echo_on_message(c, opcode, data, len, userdata);
 }
 
-static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload)
+/* wss://: the path is known only once the request was read through TLS. */
+static void on_open(uint64_t conn_id, const char *path, void *userdata)
+{
+    struct wsd_report r = {.type = WSD_REPORT_OPEN, .conn_id = conn_id};
+    strncpy(r.path, path, sizeof(r.path) - 1);
+    report(userdata, &r);
+}
+
+static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload, size_t cap)
 {
     const struct wsd_config *cfg = w->args->cfg;
     report_busy(w, h, payload);
@@ -117,6 +126,8 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .sig_fd = w->sig_fd,
         .handoff = h,
         .payload = payload,
+        .payload_cap = cap,
+        .on_open = (h->flags & WSD_HANDOFF_TLS) ? on_open : NULL,
         .on_message = stubborn ? stubborn_on_message : wsd_echo_on_message,
         .on_verdict = on_verdict,
         .userdata = w,
@@ -125,6 +136,11 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
     };
     struct wsd_conn_result res;
     int r = wsd_conn_serve(&p, &res);
+    if (res.refused != WSD_TLS_REFUSED_NONE) {
+        struct wsd_report refused = {.type = WSD_REPORT_REFUSED, .conn_id = h->conn_id,
+                                     .status = (uint16_t)res.refused};
+        report(w, &refused);
+    }
     struct wsd_report done = {
         .type = WSD_REPORT_DONE,
         .conn_id = h->conn_id,
@@ -182,14 +198,14 @@ void wsd_worker_main(void *args)
         if (watch_queue(&w, true) < 0)
             _exit(WSD_EXIT_FAILURE);
         int r = wait_for_connection(&w, &h, payload, cap, &fd);
-        if (r == -EINTR)
+        if (r == -EINTR || r == -EPIPE) /* told to leave, or wsd itself is gone */
             _exit(WSD_EXIT_OK);
         if (r < 0) {
             wsd_log_error(r, "recvmsg() failed while waiting for a connection");
             _exit(WSD_EXIT_FAILURE);
         }
         (void)watch_queue(&w, false);
-        r = serve(&w, fd, &h, payload);
+        r = serve(&w, fd, &h, payload, cap);
         if (r != 0)
             _exit(r < 0 ? WSD_EXIT_FAILURE : WSD_EXIT_OK);
     }

@@ -64,12 +64,14 @@ export async function waitForLog(logPath, re, timeoutMs = 5000) {
   }
 }
 
-export function launchChromium(dir) {
+// extraArgs: more Chromium switches (the wss:// test adds --ignore-certificate-errors).
+export function launchChromium(dir, extraArgs = []) {
   return chromium.launchPersistentContext(path.join(dir, 'profile'), {
     executablePath: chromiumPath,
     headless: true,
     timeout: 30000,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+           '--disable-background-networking', '--disable-component-update', '--disable-sync',
+           ...extraArgs],
   });
 }

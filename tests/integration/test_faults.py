@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 
-from wsdtest import (OP_BINARY, Shared, Wsd, await_until, case, check, frame,
+from wsdtest import (OP_BINARY, _reap, Shared, Wsd, await_until, case, check, frame,
                      echo_once, expect_server_close, local_port, pid_gone,
                      recv_within, run, wait_until, ws_connect)
 
@@ -99,6 +99,25 @@ async def kill_acceptor():
                 check(await recv_within(ws2) == "new", "echo on a new connection")
         await asyncio.sleep(0)
         w.check_clean()
+
+
+@case("SIGKILL to wsd itself: every worker and the acceptor leave at once, quietly, none left")
+def kill_supervisor():
+    w = Wsd(env={"WSD_POOL_MIN": "3"}).start()
+    try:
+        w.wait_idle()
+        family = [p for p, _, _ in w.children()]
+        check(len(family) >= 4, f"an acceptor and 3 idle workers ({w.children()})")
+        os.kill(w.pid, signal.SIGKILL)
+        w.proc.wait(5)
+        _reap(family)  # they are orphans of this process (a child subreaper) now
+        wait_until(lambda: all(pid_gone(p) for p in family), 3,
+                   "the acceptor and the workers to leave after wsd died")
+        log = w.log()
+        check("malformed handoff" not in log and "recvmsg() failed" not in log,
+              "an orphaned worker took the end of the queue for a bad message:\n" + w.log_tail())
+    finally:
+        w.kill()
 
 
 @case("a client that resets TCP mid-message: the worker exits, close line code=1006 by=abnormal")

@@ -4,7 +4,7 @@
 // Run: WSD_BIN=build/wsd node --test --test-reporter=tap tests/integration/test_ws_client.mjs
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -345,5 +345,45 @@ test('SIGTERM to wsd with 3 open ws clients: each gets 1001, exit 0, nothing lef
   } catch (e) {
     w.kill();
     throw e;
+  }
+});
+
+// A self-signed certificate made now with the openssl CLI (no key is committed); ws trusts it
+// through `ca`, so the chain and the name 127.0.0.1 are really verified.
+function makeCert(dir) {
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore', timeout: 20000 });
+  return { key, cert };
+}
+
+test('ws over wss:// (verified certificate): echo up to 1 MiB with and without deflate, close 4000', { timeout: T(30000) }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsd-tls-'));
+  const { key, cert } = makeCert(dir);
+  const w = await new Wsd({ WSD_POOL_MIN: '2', WSD_TLS_LISTEN: '127.0.0.1:0', WSD_TLS_CERT: cert, WSD_TLS_KEY: key }).start();
+  try {
+    const m = w.stderr.match(/listening on wss:\/\/127\.0\.0\.1:(\d+)\//);
+    assert.ok(m, `no wss:// listening line:\n${w.stderr}`);
+    const tlsUrl = { url: (p) => `wss://127.0.0.1:${m[1]}${p}` };
+    for (const deflate of [false, true]) {
+      const ws = await connect(tlsUrl, `/tls/${deflate}`, { ca: readFileSync(cert), perMessageDeflate: deflate });
+      if (deflate) assert.match(ws.extensions, /^permessage-deflate/, 'deflate over TLS');
+      for (const msg of [textOf(0), textOf(126), randomBytes(65536), randomBytes(1 << 20)]) {
+        ws.send(msg);
+        const got = await ws.next();
+        assert.ok(Buffer.compare(got.data, Buffer.from(msg)) === 0, `echo of ${msg.length} over TLS`);
+      }
+      ws.close(4000);
+      assert.equal((await withTimeout(ws.closed, 5000, 'close')).code, 4000);
+    }
+    await w.checkClean();
+    await w.stop();
+  } catch (e) {
+    w.kill();
+    throw e;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -291,15 +291,101 @@ def _reap(pids, timeout=3):
 
 
 # --------------------------------------------------------------------------------------------
+# systemd's side: passed sockets and the notify socket
+
+
+def with_listen_fds(argv, env, fds, listen_pid="$$"):
+    """(argv, Popen kwargs) that start argv with fds [(fd, name), ...] at 3, 4, ... and
+    LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID in env, as systemd passes sockets. LISTEN_PID must be
+    the pid of the process that execs wsd: a shell sets it to its own pid ($$) and execs (a
+    test of a LISTEN_PID meant for another process passes another listen_pid)."""
+    env["LISTEN_FDS"] = str(len(fds))
+    env["LISTEN_FDNAMES"] = ":".join(name for _, name in fds)
+    src = [fd for fd, _ in fds]
+
+    def place():
+        # lift first so that placing one never overwrites another that is still to be placed
+        high = [os.dup(fd) for fd in src]
+        for i, fd in enumerate(high):
+            os.dup2(fd, 3 + i)  # dup2 leaves the copy inheritable
+            os.close(fd)
+
+    # with WATCHDOG_USEC, systemd also names the main pid in WATCHDOG_PID (unless a test set one)
+    shell = (f'LISTEN_PID={listen_pid}; export LISTEN_PID; '
+             'if [ -n "$WATCHDOG_USEC" ] && [ -z "$WATCHDOG_PID" ]; then '
+             'WATCHDOG_PID=$$; export WATCHDOG_PID; fi; exec "$0" "$@"')
+    return ["/bin/sh", "-c", shell] + argv, {"preexec_fn": place, "close_fds": False}
+
+
+def tcp_listener(host="127.0.0.1", backlog=128):
+    """A bound, listening TCP socket on a free port, as a .socket unit would create it."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, 0))
+    s.listen(backlog)
+    return s
+
+
+class NotifySocket:
+    """A fake NOTIFY_SOCKET: a unix datagram socket in a temporary directory; messages() returns
+    each datagram received so far as a dict of its KEY=VALUE lines (in arrival order), plus
+    "_PID", the sender's pid as the kernel stamped it (SO_PASSCRED), as systemd checks it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="wsdnotify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.setblocking(False)
+        self.received = []
+
+    def messages(self):
+        while True:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            except BlockingIOError:
+                return self.received
+            m = dict(l.split("=", 1) for l in data.decode().splitlines() if "=" in l)
+            for level, kind, cred in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                    m["_PID"] = str(struct.unpack("iII", cred[:12])[0])
+            self.received.append(m)
+
+    def wait_for(self, key, timeout=5, value=None, after=0):
+        """The first message from index `after` on that has key (with value, if given)."""
+        def find():
+            for m in self.messages()[after:]:
+                if key in m and (value is None or m[key] == value):
+                    return m
+            return None
+        return wait_until(find, timeout * SLOW, f"a {key}{'=' + value if value else ''} "
+                          f"notification (got {self.messages()[after:]})")
+
+    def close(self):
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
 # wsd
 
 
 class Wsd:
     """One wsd instance. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, env=None, listen="127.0.0.1:0", args=(), wait_pool=True, wait_line=True):
+    def __init__(self, env=None, listen="127.0.0.1:0", args=(), wait_pool=True, wait_line=True,
+                 listen_fds=None, listen_pid="$$", exe=None):
         """wait_line=False (for log levels that hide the `listening` line) needs a fixed port in
-        listen: readiness is then a successful TCP connect."""
+        listen: readiness is then a successful TCP connect. listen_fds=[(fd, name), ...] passes
+        those fds the way systemd does: at 3, 4, ... with LISTEN_FDS, LISTEN_FDNAMES and
+        LISTEN_PID set to wsd's own pid. exe: run this binary instead of WSD_BIN."""
         self.env_over = dict(env or {})
         self.wait_line = wait_line
         self.listen = listen
@@ -316,6 +402,9 @@ class Wsd:
         self.acceptor_at_start = None
         self.stopped = False
         self.expected_crashes = set()
+        self.listen_fds = list(listen_fds or [])
+        self.listen_pid = listen_pid
+        self.exe = exe or WSD_BIN
 
     # ---- lifecycle
 
@@ -328,7 +417,7 @@ class Wsd:
         return int(self.env_over.get("WSD_SHUTDOWN_GRACE_MS") or 5000)
 
     def start(self):
-        check(os.access(WSD_BIN, os.X_OK), f"WSD_BIN {WSD_BIN} is not an executable")
+        check(os.access(self.exe, os.X_OK), f"{self.exe} is not an executable")
         _become_subreaper()  # here, not at import: the conformance client imports this module
         self.tmp = tempfile.mkdtemp(prefix="wsdtest-")
         # only what the case sets: a WSD_ variable in the caller's environment changes nothing
@@ -343,8 +432,11 @@ class Wsd:
         env["WSD_TEST_INSTANCE"] = self.marker
         self.log_path = os.path.join(self.tmp, "stderr.log")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([WSD_BIN] + self.args, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=self._log)
+        argv, extra = [self.exe] + self.args, {}
+        if self.listen_fds:
+            argv, extra = with_listen_fds(argv, env, self.listen_fds, self.listen_pid)
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log, **extra)
         self.pid = self.proc.pid
         _instances.append(self)
         try:
@@ -359,16 +451,21 @@ class Wsd:
             if self.wait_pool_at_start:
                 self.wait_idle()
             self.fd_baseline = self.fd_count()
-            acc = self.acceptor()
-            if acc:  # its ring is the last fd it makes: before that the count still grows
-                wait_until(lambda: "anon_inode:[io_uring]" in self._fd_list(acc) or
-                           not pid_alive(acc), START_TIMEOUT, "the acceptor's io_uring")
-            self.acceptor_at_start = acc
-            self.acceptor_fd_baseline = fd_count(acc) if acc else None
+            self.baseline_acceptor()
         except BaseException:
             self.kill()
             raise
         return self
+
+    def baseline_acceptor(self):
+        """Note the acceptor and its fd count once it is set up (its io_uring ring exists: the
+        pool can be warm before that, and a count taken earlier would be one short)."""
+        acc = self.acceptor()
+        if acc:
+            wait_until(lambda: "io_uring" in self._fd_list(acc) or not pid_alive(acc),
+                       START_TIMEOUT, f"the acceptor pid {acc} to set up its ring")
+        self.acceptor_at_start = acc
+        self.acceptor_fd_baseline = fd_count(acc) if acc else None
 
     def _listening(self):
         if self.proc.poll() is not None:
