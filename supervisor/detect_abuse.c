@@ -5,7 +5,6 @@
 #include "supervisor/state.h"
 
 #include <inttypes.h>
-#include <sys/socket.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -18,11 +17,9 @@ static void ban(struct supervisor *s, const struct wsd_ip *ip, uint64_t until_ms
     char addr[46];
     wsd_ip_format(ip, addr);
     s->totals.bans++;
-    /* The acceptor hears of the ban first: a client that reconnects as soon as it has its
-     * 1008 must already find itself banned. */
+    /* The acceptor first: once a client sees its 1008, its next handshake must meet the ban. */
     struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_BAN, .ip = *ip, .until_ms = until_ms};
-    if (s->acceptor_pidfd >= 0)
-        (void)send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+    wsd_acceptor_tell(s, &m);
     uint32_t ended = 0;
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];
