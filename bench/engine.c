@@ -2,9 +2,10 @@
 /* wsbench's connection engine: one io_uring ring, one slot per connection, each slot a small
  * state machine (connect -> upgrade -> open -> close handshake -> EOF). Every echoed byte is
  * compared with what was sent; a mismatch or a protocol error ends the process with status 2.
- * About 800 lines, over the 600 budget: the slot state machine and the loop that drives it share
+ * About 900 lines, over the 600 budget: the slot state machine and the loop that drives it share
  * struct conn and struct engine; splitting them would put both in a header for one caller.
- * FIXME: split the frame/verification half into bench/conn.c if the kill mode makes it grow. */
+ * The kill mode's control-socket half lives in control.c.
+ * FIXME: split the frame/verification half into bench/conn.c before another mode is added. */
 #include "bench/engine.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/control.h"
 #include "bench/upgrade.h"
 #include "proto/frame.h"
 #include "proto/proto.h"
@@ -61,6 +63,8 @@ struct conn {
     uint64_t tx_seq, rx_seq;   /* messages sent / fully echoed */
     size_t rx_off;             /* bytes of message rx_seq verified so far */
     uint64_t *tx_time;         /* send time of message seq at [seq % pipeline] */
+    uint16_t lport;            /* kill: our port, how wsd's list names the connection */
+    uint64_t wsd_id;           /* kill: wsd's connection id, 0 until the list named it */
 };
 
 struct engine {
@@ -77,6 +81,12 @@ struct engine {
     uint8_t *pattern;          /* size + PATTERN_SLACK bytes the messages are cut from */
     uint64_t rng;
     bool hooked;
+    /* kill: one request at a time, in slot order, once the ids are known */
+    bool ids_mapped;
+    uint64_t next_list_at;     /* retry time while wsd's list lacks some connections */
+    unsigned kill_next;        /* next slot to kill */
+    struct conn *kill_target;  /* waiting for its close frame, or NULL */
+    uint64_t t_kill;           /* when its kill was requested */
 };
 
 static uint64_t now_ns(void)
@@ -331,8 +341,11 @@ static void on_open(struct engine *e, struct conn *c)
         }
         break;
     case WSB_MODE_HOLD:
+    case WSB_MODE_KILL:
         if (e->phase == PH_STOP)
             start_close(e, c);
+        break;
+    case WSB_MODE_SPAWN:
         break;
     }
     maybe_start_more(e);
@@ -401,10 +414,18 @@ static void on_close_frame(struct engine *e, struct conn *c, const struct wsd_ws
         c->st = ST_CLOSE_RECEIVED;
         return;
     }
-    /* The server started the close: answer it (RFC 6455 5.5.1) and count it. */
-    if (e->res->server_closes++ < 10)
+    if (c == e->kill_target) { /* the close we asked wsd for: time it, check it, answer it */
+        wsb_hist_record(&e->res->lat, now_ns() - e->t_kill);
+        e->res->done++;
+        e->kill_target = NULL;
+        if (ev->close_code != e->cfg->kill_code)
+            die("connection %u: killed with code %u, but the close frame says %u", c->slot,
+                e->cfg->kill_code, ev->close_code);
+    } else if (e->res->server_closes++ < 10) {
+        /* The server started the close: answer it (RFC 6455 5.5.1) and count it. */
         fprintf(stderr, "wsbench: connection %u: server closed with %u '%.*s'\n", c->slot,
                 ev->close_code, (int)ev->len, (const char *)ev->data);
+    }
     if (ev->close_code == WSD_CLOSE_NO_STATUS)
         queue_frame(e, c, WSD_OP_CLOSE, NULL, 0);
     else
@@ -461,6 +482,12 @@ static void handle_connect(struct engine *e, struct conn *c, int res)
     if (res < 0) {
         conn_error(e, c, "connect() failed: %s", strerror(-res));
         return;
+    }
+    if (e->cfg->mode == WSB_MODE_KILL) {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof(sa);
+        if (getsockname(c->fd, (struct sockaddr *)&sa, &sl) == 0)
+            c->lport = ntohs(sa.sin_port);
     }
     c->st = ST_HANDSHAKE;
     post_send(e, c);
@@ -574,6 +601,11 @@ static void sweep(struct engine *e, uint64_t t)
     for (unsigned i = 0; i < e->nconns; i++) {
         struct conn *c = &e->conns[i];
 
+        if (c == e->kill_target && t >= e->t_kill + (uint64_t)(e->cfg->timeout_s * 1e9)) {
+            e->kill_target = NULL;
+            conn_error(e, c, "no close frame within %.1f s of the kill", e->cfg->timeout_s);
+            continue;
+        }
         if (c->st == ST_FREE || c->st == ST_ABORTING || c->st == ST_OPEN || t < c->deadline)
             continue;
         if (c->st == ST_CONNECTING || c->st == ST_HANDSHAKE) {
@@ -586,6 +618,76 @@ static void sweep(struct engine *e, uint64_t t)
             conn_abort(e, c);
         }
     }
+}
+
+/* kill: learn wsd's id for every open connection from its list, matched by our port. A
+ * connection appears there once its worker's report reached the supervisor, which may be a
+ * moment after our 101: ask again until all are named or the timeout has passed. */
+static void map_ids(struct engine *e, uint64_t t)
+{
+    struct wsb_control_conn *list;
+    uint32_t *slot_of_port;
+    unsigned open = 0, mapped = 0;
+    int n;
+
+    if (t < e->next_list_at)
+        return;
+    list = calloc(e->nconns, sizeof(*list));
+    slot_of_port = calloc(65536, sizeof(*slot_of_port));
+    if (!list || !slot_of_port)
+        die("out of memory while mapping connection ids");
+    n = wsb_control_list(e->cfg->control, list, e->nconns);
+    if (n < 0)
+        die("control socket '%s': list failed: %s", e->cfg->control, strerror(-n));
+    for (unsigned i = 0; i < e->nconns; i++)
+        if (e->conns[i].st == ST_OPEN)
+            slot_of_port[e->conns[i].lport] = i + 1;
+    for (int k = 0; k < n; k++) {
+        uint32_t s = slot_of_port[list[k].peer_port];
+        if (s)
+            e->conns[s - 1].wsd_id = list[k].id;
+    }
+    for (unsigned i = 0; i < e->nconns; i++) {
+        open += e->conns[i].st == ST_OPEN;
+        mapped += e->conns[i].st == ST_OPEN && e->conns[i].wsd_id != 0;
+    }
+    free(list);
+    free(slot_of_port);
+    if (mapped == open || t >= e->t_run + (uint64_t)(e->cfg->timeout_s * 1e9)) {
+        e->res->unmapped = open - mapped;
+        e->ids_mapped = true;
+        e->t_run = now_ns(); /* the kills are what is timed */
+    } else {
+        e->next_list_at = t + 20 * 1000 * 1000;
+    }
+}
+
+/* kill: with no kill outstanding, ask wsd to close the next open connection. Ends the run
+ * once every connection has had its turn. */
+static void kill_step(struct engine *e, uint64_t t)
+{
+    if (!e->ids_mapped)
+        map_ids(e, t);
+    if (!e->ids_mapped || e->kill_target)
+        return;
+    while (e->kill_next < e->nconns) {
+        struct conn *c = &e->conns[e->kill_next++];
+        int r;
+
+        if (c->st != ST_OPEN || c->wsd_id == 0)
+            continue;
+        e->kill_target = c;
+        e->t_kill = now_ns();
+        r = wsb_control_kill(e->cfg->control, c->wsd_id, e->cfg->kill_code);
+        if (r < 0) {
+            e->kill_target = NULL;
+            conn_error(e, c, "kill of wsd conn=%llu refused: %s", (unsigned long long)c->wsd_id,
+                       strerror(-r));
+            continue;
+        }
+        return;
+    }
+    e->t_end = t; /* every connection had its turn: stop (closes what is left) */
 }
 
 static void enter_stop(struct engine *e, uint64_t t)
@@ -608,7 +710,7 @@ static void tick(struct engine *e, uint64_t t)
         e->res->open_s = (double)(t - e->t0) / 1e9;
         e->phase = PH_RUN;
         e->t_run = t;
-        e->t_end = t + (uint64_t)(cfg->duration_s * 1e9);
+        e->t_end = cfg->mode == WSB_MODE_KILL ? UINT64_MAX : t + (uint64_t)(cfg->duration_s * 1e9);
         if (cfg->mode == WSB_MODE_ECHO) {
             for (unsigned i = 0; i < e->nconns; i++) {
                 struct conn *c = &e->conns[i];
@@ -629,7 +731,10 @@ static void tick(struct engine *e, uint64_t t)
         e->hooked = true;
         return; /* the caller runs the hook */
     }
-    if (e->phase == PH_RUN && t >= e->t_end) {
+    if (e->phase == PH_RUN && cfg->mode == WSB_MODE_KILL)
+        kill_step(e, t);
+    /* hold: -d shorter than --settle still measures, then stops */
+    if (e->phase == PH_RUN && t >= e->t_end && (cfg->mode != WSB_MODE_HOLD || e->hooked)) {
         if (cfg->mode == WSB_MODE_HOLD) {
             unsigned held = 0;
             for (unsigned i = 0; i < e->nconns; i++)
@@ -651,7 +756,7 @@ static int engine_init(struct engine *e, const struct wsb_config *cfg, struct ws
     memset(e, 0, sizeof(*e));
     e->cfg = cfg;
     e->res = res;
-    e->nconns = cfg->mode == WSB_MODE_HOLD ? cfg->hold_n : cfg->conns;
+    e->nconns = cfg->mode == WSB_MODE_HOLD || cfg->mode == WSB_MODE_KILL ? cfg->hold_n : cfg->conns;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)now_ns();
     e->rng = seed | 1;
@@ -737,6 +842,8 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
     /* Opening may take as long as one timeout per batch; the run and the close add theirs. */
     e.t_hard = e.t0 + (uint64_t)((cfg->duration_s + cfg->settle_s + 3 * cfg->timeout_s +
                                   (double)e.nconns / 500.0) * 1e9);
+    if (cfg->mode == WSB_MODE_KILL) /* kills one at a time: allow 50 ms each */
+        e.t_hard += (uint64_t)e.nconns * 50 * 1000 * 1000;
     if (cfg->mode == WSB_MODE_CONN || cfg->mode == WSB_MODE_CHURN) {
         /* No opening phase: every slot starts now and restarts as it finishes. */
         e.phase = PH_RUN;

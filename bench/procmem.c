@@ -35,28 +35,44 @@ int wsb_meminfo_read(struct wsb_meminfo *ret)
     return 0;
 }
 
+/* The value of the "KEY: N kB" line of a /proc file, or -errno. */
+static int64_t read_kb_field(const char *path, const char *key)
+{
+    char line[256];
+    size_t klen = strlen(key);
+    int64_t v = -ENOENT;
+    FILE *f;
+
+    f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtoll(line + klen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 int64_t wsb_pss_kb(pid_t pid)
 {
-    char path[64], line[256];
-    long long v;
-    int64_t pss = -ENOENT;
-    FILE *f;
+    char path[64];
 
     if (pid == 0)
         snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
     else
         snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "Pss: %lld", &v) == 1) {
-            pss = v;
-            break;
-        }
-    }
-    fclose(f);
-    return pss;
+    return read_kb_field(path, "Pss");
+}
+
+int64_t wsb_pte_kb(pid_t pid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    return read_kb_field(path, "VmPTE");
 }
 
 /* Parent pid from /proc/PID/stat: the field after the state, which follows the last ')'
@@ -86,13 +102,14 @@ struct proc_pair {
     pid_t ppid;
 };
 
-int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int *ret_procs)
+int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int64_t *ret_pte_kb,
+                 int *ret_procs)
 {
     struct proc_pair *all = NULL, *tmp;
     size_t nall = 0, cap = 0, ntree = 0;
     pid_t *tree = NULL;
     struct dirent *de;
-    int64_t sum = 0, pss;
+    int64_t sum = 0, pte_sum = 0, pss, pte;
     int r = 0, procs = 0;
     DIR *d;
 
@@ -138,10 +155,13 @@ int wsb_tree_pss(const pid_t *roots, size_t n, int64_t *ret_pss_kb, int *ret_pro
         pss = wsb_pss_kb(tree[i]);
         if (pss < 0)
             continue; /* exited meanwhile */
+        pte = wsb_pte_kb(tree[i]);
         sum += pss;
+        pte_sum += pte > 0 ? pte : 0;
         procs++;
     }
     *ret_pss_kb = sum;
+    *ret_pte_kb = pte_sum;
     *ret_procs = procs;
 out:
     closedir(d);

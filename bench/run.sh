@@ -4,11 +4,16 @@
 # (websocketd, npm ws, libwebsockets, python3-websockets), all on 127.0.0.1, in one invocation so
 # that the ratios are meaningful on a noisy machine. Servers on CPU 0, wsbench on CPU 1.
 #
-# Environment: QUICK=1 (about 1.5 minutes: short runs, one run per cell, hold of 1000),
+# Besides the servers: `wsbench kill` (wsd only: N connections open, closed one at a time through
+# the control socket) and `wsbench spawn` (no server: the empty clone3 + exit + reap rate on the
+# servers' CPU, what process creation alone allows there).
+#
+# Environment: QUICK=1 (about a minute: short runs, one run per cell, hold of 1000),
 # DURATION=seconds per run (10), RUNS=runs per cell (3), WARMUP=seconds (2), HOLD_N (10000),
+# KILL_N (connections open in the kill scenario, 1000),
 # SERVERS="wsd wsd-reuse lws ws websocketd python" (a subset runs only those), BASE_PORT (19200),
-# NO_INSTALL=1 (skip apt/npm), BUILD (build). Writes bench/results/<timestamp>.{json,md,*.png}
-# and rewrites BENCH.md. Exit status 0 when every cell ran, 1 when some failed (see the table).
+# NO_INSTALL=1 (skip apt/npm), BUILD (build). Writes bench/results/<timestamp>.{json,md,*.png};
+# a full run (not QUICK) also rewrites the generated block of BENCH.md. Exit status 0 when every cell ran, 1 when some failed (see the table).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -19,16 +24,22 @@ LWS_ECHO=$BUILD/bench/lws_echo
 PY=/usr/bin/python3 # Debian's, which has python3-websockets (a pyenv python may not)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-    DURATION=${DURATION:-2}; RUNS=${RUNS:-1}; WARMUP=${WARMUP:-0.5}; HOLD_N=${HOLD_N:-1000}
+    DURATION=${DURATION:-1.5}; RUNS=${RUNS:-1}; WARMUP=${WARMUP:-0.3}; HOLD_N=${HOLD_N:-1000}
+    KILL_N=${KILL_N:-300}; HOLD_S=1
 else
     DURATION=${DURATION:-10}; RUNS=${RUNS:-3}; WARMUP=${WARMUP:-2}; HOLD_N=${HOLD_N:-10000}
+    KILL_N=${KILL_N:-1000}; HOLD_S=3
 fi
 SERVERS=${SERVERS:-"wsd wsd-reuse lws ws websocketd python"}
 BASE_PORT=${BASE_PORT:-19200}
 SERVER_CPU=0
 CLIENT_CPU=1
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# the code measured: taken now, since BENCH.md may be edited while the suite runs
+WSD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . ':!BENCH.md' 2>/dev/null || echo -dirty)
 OUT=bench/results
+[ "$QUICK" = 1 ] && OUT=bench/results/quick # a developer's check: not kept in git
 RAW=$OUT/$STAMP.raw.jsonl
 mkdir -p "$OUT" "$BUILD/bench"
 : >"$RAW"
@@ -139,13 +150,16 @@ SCEN=(
     "echo-c1000-p4-s512|echo -c 1000 -p 4 -s 512|all"
     "echo-c100-p4-s64k|echo -c 100 -p 4 -s 65536|wsd wsd-reuse lws ws python"
     "churn-c32|churn -c 32 -s 32|all"
+    "kill-n$KILL_N|kill -n $KILL_N|wsd wsd-reuse"
 )
-[ "$QUICK" = 1 ] && SCEN=("${SCEN[0]}" "${SCEN[1]}" "${SCEN[2]}" "${SCEN[5]}")
+[ "$QUICK" = 1 ] && SCEN=("${SCEN[0]}" "${SCEN[1]}" "${SCEN[2]}" "${SCEN[5]}" "${SCEN[6]}")
 
 FAILED=0
 run_one() { # server scenario run args...
     local s=$1 sc=$2 run=$3 rc out
     shift 3
+    # kill talks to wsd's control socket (start_server names it after the port)
+    [ "$1" = kill ] && set -- "$@" --control "/tmp/wsd-bench-${PORT[$s]}.sock"
     out=$(timeout --kill-after=5 $((${DURATION%.*} + 150)) taskset -c $CLIENT_CPU "$WSBENCH" "$@" \
         --url "ws://127.0.0.1:${PORT[$s]}/" --label "$s|$sc|$run" 2>"$OUT/.stderr")
     rc=$?
@@ -168,6 +182,18 @@ run_one() { # server scenario run args...
     fi
 }
 
+# The process-creation probe: on the servers' CPU, between the scenarios' runs, so that it sees
+# the same machine as wsd's conn and churn runs.
+run_probe() { # run
+    local out rc
+    out=$(timeout --kill-after=5 60 taskset -c $SERVER_CPU "$WSBENCH" spawn -c 1 -d "$DURATION" \
+        --label "probe|spawn-c1|$1" 2>"$OUT/.stderr")
+    rc=$?
+    printf '%s\n' "$out" | grep '^wsbench' | sed "s/^/  [probe run $1] /" >&2
+    [ $rc -eq 0 ] || { FAILED=1; log "spawn probe run $1: exit $rc: $(head -c 300 "$OUT/.stderr")"; }
+    printf '%s\n' "$out" | grep '^{' | sed "s/}\$/,\"exit\":$rc}/" >>"$RAW"
+}
+
 for entry in "${SCEN[@]}"; do
     IFS='|' read -r sc args only <<<"$entry"
     targets=()
@@ -179,6 +205,7 @@ for entry in "${SCEN[@]}"; do
     # Runs interleave the servers, so a burst of noise from the shared machine hits them all.
     for run in $(seq "$RUNS"); do
         for s in "${targets[@]}"; do run_one "$s" "$sc" "$run" $args -d "$DURATION"; done
+        [[ $sc == conn-* ]] && run_probe "$run"
     done
 done
 
@@ -193,15 +220,15 @@ for s in "${UP[@]}"; do
     for _ in $(seq 100); do port_busy "${PORT[$s]}" || break; sleep 0.1; done # wsd's acceptor
     start_server "$s" || continue
     sleep 1
-    run_one "$s" "hold-n$HOLD_N" 1 hold -n "$HOLD_N" -d 5 --settle 3 --pids "${PID[$s]}" \
+    run_one "$s" "hold-n$HOLD_N" 1 hold -n "$HOLD_N" -d "$HOLD_S" --settle "$HOLD_S" --pids "${PID[$s]}" \
         --timeout 30
 done
 
 # ---------------------------------------------------------------- report
 {
-    echo "{\"stamp\":\"$STAMP\",\"kernel\":\"$(uname -r)\",\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\",\"nproc\":$(nproc),\"quick\":$QUICK,\"duration_s\":$DURATION,\"runs\":$RUNS,\"hold_n\":$HOLD_N,\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"wsd_commit\":\"$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)\"}"
+    echo "{\"stamp\":\"$STAMP\",\"kernel\":\"$(uname -r)\",\"cpu\":\"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\",\"nproc\":$(nproc),\"quick\":$QUICK,\"duration_s\":$DURATION,\"runs\":$RUNS,\"hold_n\":$HOLD_N,\"loadavg_start\":\"$LOAD_START\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"wsd_commit\":\"$WSD_COMMIT\"}"
 } >"$OUT/$STAMP.meta.json"
 $PY bench/report.py "$OUT" "$STAMP" || FAILED=1
 rm -f "$OUT/.stderr"
-log "results: $OUT/$STAMP.json, $OUT/$STAMP.md; BENCH.md updated"
+log "results: $OUT/$STAMP.json, $OUT/$STAMP.md$([ "$QUICK" = 1 ] || echo "; BENCH.md updated")"
 exit $FAILED

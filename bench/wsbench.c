@@ -13,6 +13,7 @@
 
 #include "bench/engine.h"
 #include "bench/procmem.h"
+#include "bench/spawn_probe.h"
 #include "bench/tls_engine.h"
 
 #define WSD_UNUSED(x) (void)(x)
@@ -23,11 +24,16 @@ static const char usage[] =
     "  wsbench conn  -c 64 -d 10          handshakes/s: open, upgrade, close, repeat\n"
     "  wsbench churn -c 32 -d 10 [-s 32]   open, upgrade, one echo, close, repeat\n"
     "  wsbench hold  -n 10000 [--pids PID,...] [-d 10] [--settle 3]\n"
+    "  wsbench kill  -n 1000 --control SOCKET [--code 1008]\n"
+    "                open n connections, then have wsd close them one at a time through its\n"
+    "                control socket; latency: kill request -> close frame at the client\n"
+    "  wsbench spawn -c 1 -d 2             no server: empty clone3 + exit + reap per second\n"
     "options: --url URL (ws://IPv4|localhost:PORT/path), -c conns, -p messages in flight per\n"
     "  connection, -s payload bytes, -d seconds, --binary, -n connections to hold,\n"
     "  --pids server pids (their descendants are included), --label TEXT (copied to JSON),\n"
     "  --timeout seconds per handshake and close (10), --batch connects in flight (256),\n"
-    "  --settle seconds before hold measures memory (3)\n"
+    "  --settle seconds before hold measures memory (3), --control wsd's control socket\n"
+    "  (default $WSD_CONTROL_SOCKET), --code close code kill asks for (1008)\n"
     "  --tls (or a wss:// URL): TLS with wolfSSL (conn and echo; no certificate check),\n"
     "  --tls-version 1.2|1.3, --epoll: ws:// through the TLS engine's loop (the baseline\n"
     "  for a wss:// / ws:// ratio)\n"
@@ -39,12 +45,15 @@ static const char *mode_name[] = {
     [WSB_MODE_ECHO] = "echo",
     [WSB_MODE_HOLD] = "hold",
     [WSB_MODE_CHURN] = "churn",
+    [WSB_MODE_KILL] = "kill",
+    [WSB_MODE_SPAWN] = "spawn",
 };
+#define MODE_COUNT (sizeof(mode_name) / sizeof(mode_name[0]))
 
 /* The hold measurement: taken before the first connection and after the settle time. */
 struct hold_mem {
     struct wsb_meminfo before, after;
-    int64_t pss_before, pss_after, self_before, self_after;
+    int64_t pss_before, pss_after, pte_before, pte_after, self_before, self_after;
     int procs_before, procs_after;
     bool measured;
 };
@@ -133,11 +142,13 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "pids", required_argument, NULL, 'P' },   { "label", required_argument, NULL, 'l' },
         { "timeout", required_argument, NULL, 'T' }, { "batch", required_argument, NULL, 'B' },
         { "settle", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
+        { "control", required_argument, NULL, 'C' }, { "code", required_argument, NULL, 'K' },
         { "tls", no_argument, NULL, 't' },          { "epoll", no_argument, NULL, 'e' },
         { "tls-version", required_argument, NULL, 'V' },
         { 0 },
     };
-    int o, m;
+    int o;
+    unsigned m;
 
     if (argc < 2)
         bad_usage("missing mode", "");
@@ -145,10 +156,10 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         fputs(usage, stdout);
         exit(0);
     }
-    for (m = 0; m < 4; m++)
+    for (m = 0; m < MODE_COUNT; m++)
         if (strcmp(argv[1], mode_name[m]) == 0)
             break;
-    if (m == 4)
+    if (m == MODE_COUNT)
         bad_usage("unknown mode", argv[1]);
     *cfg = (struct wsb_config){
         .mode = (enum wsb_mode)m,
@@ -162,6 +173,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         .connect_batch = 256,
         .timeout_s = 10,
         .settle_s = 3,
+        .control = getenv("WSD_CONTROL_SOCKET"),
+        .kill_code = 1008, /* WSD_CLOSE_POLICY_VIOLATION, wsctl kill's default */
     };
     optind = 2;
     while ((o = getopt_long(argc, argv, "u:c:p:s:d:n:bh", opts, NULL)) != -1) {
@@ -178,6 +191,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 'T': cfg->timeout_s = parse_num("--timeout", optarg, 0.1, 600); break;
         case 'B': cfg->connect_batch = (unsigned)parse_num("--batch", optarg, 1, 19000); break;
         case 'S': cfg->settle_s = parse_num("--settle", optarg, 0, 600); break;
+        case 'C': cfg->control = optarg; break;
+        case 'K': cfg->kill_code = (uint16_t)parse_num("--code", optarg, 1000, 4999); break;
         case 't': cfg->tls = true; break;
         case 'e': cfg->epoll = true; break;
         case 'V':
@@ -193,6 +208,8 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         bad_usage("unexpected argument", argv[optind]);
     if (cfg->mode != WSB_MODE_ECHO)
         cfg->pipeline = 1;
+    if (cfg->mode == WSB_MODE_KILL && (!cfg->control || !*cfg->control))
+        bad_usage("kill needs wsd's control socket: --control PATH or $WSD_CONTROL_SOCKET", "");
     parse_url(cfg);
 }
 
@@ -213,14 +230,14 @@ static void raise_nofile(unsigned want)
 }
 
 static void measure_mem(const struct wsb_config *cfg, struct wsb_meminfo *mi, int64_t *pss,
-                        int64_t *self, int *procs)
+                        int64_t *pte, int64_t *self, int *procs)
 {
     int r;
 
-    *pss = 0;
+    *pss = *pte = 0;
     *procs = 0;
     if (cfg->npids) {
-        r = wsb_tree_pss(cfg->pids, cfg->npids, pss, procs);
+        r = wsb_tree_pss(cfg->pids, cfg->npids, pss, pte, procs);
         if (r < 0)
             fprintf(stderr, "wsbench: scanning /proc failed: %s, ignoring\n", strerror(-r));
     }
@@ -231,8 +248,8 @@ static void measure_mem(const struct wsb_config *cfg, struct wsb_meminfo *mi, in
 static void hold_hook(const struct wsb_config *cfg, struct wsb_result *res)
 {
     WSD_UNUSED(res);
-    measure_mem(cfg, &hold_mem.after, &hold_mem.pss_after, &hold_mem.self_after,
-                &hold_mem.procs_after);
+    measure_mem(cfg, &hold_mem.after, &hold_mem.pss_after, &hold_mem.pte_after,
+                &hold_mem.self_after, &hold_mem.procs_after);
     hold_mem.measured = true;
 }
 
@@ -270,14 +287,25 @@ static void print_human(const struct wsb_config *cfg, const struct wsb_result *r
                cfg->mode == WSB_MODE_CONN ? "handshakes" : "cycles",
                cfg->mode == WSB_MODE_CONN ? "handshake" : "cycle", p50, p99, p999);
         break;
+    case WSB_MODE_KILL:
+        printf("n=%u: %llu kills, close frame after p50 %s p99 %s max %s", cfg->hold_n,
+               (unsigned long long)res->done, p50, p99, mx);
+        if (res->unmapped)
+            printf(", %llu connections not in wsd's list", (unsigned long long)res->unmapped);
+        break;
+    case WSB_MODE_SPAWN:
+        printf("c=%u %.1fs: %.0f processes/s (empty clone3 + exit + reap) p50 %s p99 %s",
+               cfg->conns, res->elapsed_s, rate, p50, p99);
+        break;
     case WSB_MODE_HOLD:
         printf("n=%u: held %llu, opened in %.2fs", cfg->hold_n, (unsigned long long)res->done,
                res->open_s);
         if (hold_mem.measured && res->done) {
             double n = (double)res->done;
-            printf(", server PSS %.1f kB/conn (%d procs), MemAvailable -%.1f kB/conn "
-                   "(-%.1f without wsbench's own PSS)",
-                   (double)(hold_mem.pss_after - hold_mem.pss_before) / n, hold_mem.procs_after,
+            printf(", server PSS %.1f kB/conn + page tables %.1f kB/conn (%d procs), "
+                   "MemAvailable -%.1f kB/conn (-%.1f without wsbench's own PSS)",
+                   (double)(hold_mem.pss_after - hold_mem.pss_before) / n,
+                   (double)(hold_mem.pte_after - hold_mem.pte_before) / n, hold_mem.procs_after,
                    (double)(hold_mem.before.mem_available_kb - hold_mem.after.mem_available_kb) /
                        n,
                    (double)(hold_mem.before.mem_available_kb - hold_mem.after.mem_available_kb -
@@ -307,11 +335,12 @@ static void print_json_hold(const struct wsb_config *cfg, const struct wsb_resul
     for (unsigned i = 0; i < cfg->npids; i++)
         printf("%s%d", i ? "," : "", (int)cfg->pids[i]);
     printf("],\"procs_before\":%d,\"procs_after\":%d,\"pss_kb_before\":%lld,\"pss_kb_after\":%lld,"
-           "\"pss_per_conn_kb\":%.2f,\"memavail_delta_kb\":%lld,\"memavail_per_conn_kb\":%.2f,"
+           "\"pss_per_conn_kb\":%.2f,\"pte_per_conn_kb\":%.2f,\"memavail_delta_kb\":%lld,\"memavail_per_conn_kb\":%.2f,"
            "\"self_pss_delta_kb\":%lld,\"system_per_conn_kb\":%.2f,"
            "\"anon_pt_stack_slab_per_conn_kb\":%.2f",
            m->procs_before, m->procs_after, (long long)m->pss_before, (long long)m->pss_after,
-           (double)(m->pss_after - m->pss_before) / n, (long long)avail, (double)avail / n,
+           (double)(m->pss_after - m->pss_before) / n, (double)(m->pte_after - m->pte_before) / n,
+           (long long)avail, (double)avail / n,
            (long long)self, (double)(avail - self) / n, (double)(kern_a - kern_b - self) / n);
 }
 
@@ -345,6 +374,9 @@ static void print_json(const struct wsb_config *cfg, const struct wsb_result *re
     printf("]");
     if (cfg->mode == WSB_MODE_HOLD)
         print_json_hold(cfg, res);
+    if (cfg->mode == WSB_MODE_KILL)
+        printf(",\"n\":%u,\"code\":%u,\"unmapped\":%llu", cfg->hold_n, cfg->kill_code,
+               (unsigned long long)res->unmapped);
     printf("}\n");
 }
 
@@ -355,16 +387,18 @@ int main(int argc, char **argv)
     int r;
 
     parse_args(&cfg, argc, argv);
-    raise_nofile(cfg.mode == WSB_MODE_HOLD ? cfg.hold_n : cfg.conns);
+    raise_nofile(cfg.mode == WSB_MODE_HOLD || cfg.mode == WSB_MODE_KILL ? cfg.hold_n : cfg.conns);
     res = calloc(1, sizeof(*res)); /* the histogram is 30 KB: keep it off the stack */
     if (!res)
         return 1;
     if (cfg.mode == WSB_MODE_HOLD)
-        measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.self_before,
-                    &hold_mem.procs_before);
+        measure_mem(&cfg, &hold_mem.before, &hold_mem.pss_before, &hold_mem.pte_before,
+                    &hold_mem.self_before, &hold_mem.procs_before);
     if ((cfg.tls || cfg.epoll) && cfg.mode != WSB_MODE_CONN && cfg.mode != WSB_MODE_ECHO)
         bad_usage("--tls and --epoll run conn and echo only, not", mode_name[cfg.mode]);
-    if (cfg.tls || cfg.epoll)
+    if (cfg.mode == WSB_MODE_SPAWN)
+        r = wsb_spawn_probe_run(&cfg, res);
+    else if (cfg.tls || cfg.epoll)
         r = wsb_tls_engine_run(&cfg, res);
     else
         r = wsb_engine_run(&cfg, res, cfg.mode == WSB_MODE_HOLD ? hold_hook : NULL);
@@ -374,7 +408,8 @@ int main(int argc, char **argv)
     print_json(&cfg, res);
     fflush(stdout);
     if (res->errors || res->server_closes ||
-        (cfg.mode == WSB_MODE_HOLD && res->done < cfg.hold_n))
+        (cfg.mode == WSB_MODE_HOLD && res->done < cfg.hold_n) ||
+        (cfg.mode == WSB_MODE_KILL && res->done < cfg.hold_n))
         r = 1;
     free(res);
     return r;

@@ -16,6 +16,8 @@ enum wsb_mode {
     WSB_MODE_ECHO,  /* C connections, P messages in flight each */
     WSB_MODE_HOLD,  /* N idle connections held open */
     WSB_MODE_CHURN, /* open, upgrade, one echo, close, repeat */
+    WSB_MODE_KILL,  /* N connections open; wsd closes them one at a time on request */
+    WSB_MODE_SPAWN, /* no server: the rate of empty clone3 + exit + reap here */
 };
 
 #define WSB_MAX_PIDS 16
@@ -32,7 +34,9 @@ struct wsb_config {
     size_t size;             /* -s: payload bytes per message */
     double duration_s;       /* -d: measured seconds (hold: seconds held) */
     bool binary;
-    unsigned hold_n;         /* -n (hold) */
+    unsigned hold_n;         /* -n (hold, kill) */
+    const char *control;     /* kill: wsd's control socket */
+    uint16_t kill_code;      /* kill: the close code asked for, and checked in the close frame */
     unsigned connect_batch;  /* connects in flight while opening (echo, hold) */
     double timeout_s;        /* handshake and close timeout per connection */
     double settle_s;         /* hold: wait before measuring memory */
@@ -45,13 +49,16 @@ struct wsb_config {
 
 struct wsb_result {
     double elapsed_s;        /* the measured window */
-    uint64_t done;           /* echo: messages echoed; conn/churn: cycles; hold: held at the end */
+    uint64_t done;           /* echo: messages echoed; conn/churn: cycles; hold: held at the end;
+                              * kill: close frames received for kills; spawn: processes reaped */
     uint64_t opened;         /* handshakes completed */
     uint64_t errors;         /* connect/handshake failures, resets, unexpected EOF */
     uint64_t server_closes;  /* close frames the server started */
     uint64_t close_timeouts; /* server did not answer the close or end TCP in time */
     double open_s;           /* hold/echo: time to open every connection */
-    struct wsb_hist lat;     /* echo: round trip; conn: handshake; churn: whole cycle (ns) */
+    uint64_t unmapped;       /* kill: open connections wsd's list did not name */
+    struct wsb_hist lat;     /* echo: round trip; conn: handshake; churn: whole cycle; kill: kill
+                              * request -> close frame; spawn: clone3 -> reaped (ns) */
 };
 
 #endif

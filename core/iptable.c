@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sys.h"
+
 #define NONE UINT32_MAX
 
 struct wsd_ip wsd_ip_from_sockaddr(const struct sockaddr_storage *ss)
@@ -68,8 +70,9 @@ int wsd_iptable_init(struct wsd_iptable *t, uint32_t cap)
     while (nb < cap)
         nb *= 2;
     *t = (struct wsd_iptable){.nbuckets = nb, .cap = cap, .free_head = 0};
-    t->buckets = malloc(nb * sizeof(*t->buckets));
-    t->entries = calloc(cap, sizeof(*t->entries));
+    /* The supervisor's table is megabytes, all touched below: kept out of every forked worker. */
+    t->buckets = wsd_sys_alloc_unforked(nb * sizeof(*t->buckets));
+    t->entries = wsd_sys_alloc_unforked(cap * sizeof(*t->entries));
     if (!t->buckets || !t->entries) {
         wsd_iptable_done(t);
         return -ENOMEM;
@@ -82,8 +85,8 @@ int wsd_iptable_init(struct wsd_iptable *t, uint32_t cap)
 
 void wsd_iptable_done(struct wsd_iptable *t)
 {
-    free(t->buckets);
-    free(t->entries);
+    wsd_sys_free_unforked(t->buckets, t->nbuckets * sizeof(*t->buckets));
+    wsd_sys_free_unforked(t->entries, t->cap * sizeof(*t->entries));
     *t = (struct wsd_iptable){0};
 }
 

@@ -39,6 +39,8 @@ int wsd_ip_parse(const char *s, struct wsd_ip *ret);
 
 bool wsd_ip_equal(const struct wsd_ip *a, const struct wsd_ip *b);
 
+/* Room for cap IPs. Returns 0 or -ENOMEM. The table's memory is not inherited by child
+ * processes (wsd_sys_alloc_unforked): a child started after init must not use it. */
 int wsd_iptable_init(struct wsd_iptable *t, uint32_t cap);
 void wsd_iptable_done(struct wsd_iptable *t);
 

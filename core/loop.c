@@ -39,7 +39,7 @@ enum op {
     OP_ACCEPT = 1, /* slot 0: ws://, slot 1: wss:// */
     OP_RECV,
     OP_POLL, /* wss://: wait for the ClientHello to start arriving */
-    OP_CTL,
+    OP_CTL,  /* the supervisor's control socket became readable */
     OP_SIGNAL,
     OP_TICK,
     OP_CANCEL, /* its own completion carries nothing */
@@ -95,7 +95,6 @@ struct acceptor {
     struct __kernel_timespec tick_ts;
     struct wsd_iptable per_ip; /* count: live connections; until_ms: end of a ban */
     struct signalfd_siginfo sig;
-    struct wsd_acceptor_msg ctl_msg;
     int sig_fd;
 };
 
@@ -205,10 +204,12 @@ static void arm_read(struct acceptor *a, uint32_t slot)
         arm_recv(a, slot);
 }
 
+/* The control socket is only polled here and read by ctl_drain(): a message read by the ring
+ * could sit unseen in the completion queue behind a handoff it must come before. */
 static void arm_ctl(struct acceptor *a)
 {
     struct io_uring_sqe *sqe = get_sqe(a);
-    io_uring_prep_recv(sqe, a->args->ctl_fd, &a->ctl_msg, sizeof(a->ctl_msg), 0);
+    io_uring_prep_poll_add(sqe, a->args->ctl_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, encode(OP_CTL, 0, 0));
 }
 
@@ -276,14 +277,93 @@ static void conn_refuse(struct acceptor *a, uint32_t slot, int status)
     c->len = c->cap = 0;
 }
 
+/* Cancel the multishot accepts. A connection the kernel hands over before the cancel lands is
+ * still served: once accepted it is ours, not the next generation's. */
+static void quiesce(struct acceptor *a)
+{
+    a->quiescing = true;
+    for (uint32_t i = 0; i < 2; i++) {
+        if (!a->accept_armed[i])
+            continue;
+        struct io_uring_sqe *sqe = get_sqe(a);
+        io_uring_prep_cancel64(sqe, encode(OP_ACCEPT, 0, i), 0);
+        io_uring_sqe_set_data64(sqe, encode(OP_CANCEL, 0, 0));
+    }
+}
+
+static bool quiesced(const struct acceptor *a)
+{
+    return a->quiescing && !a->accept_armed[0] && !a->accept_armed[1] &&
+           a->pending.head == NO_CONN && a->linger.head == NO_CONN;
+}
+
+/* Apply one message from the supervisor (or from the start seed). */
+static void ctl_apply(struct acceptor *a, const struct wsd_acceptor_msg *m)
+{
+    struct wsd_ip_entry *e;
+    switch (m->type) {
+    case WSD_ACCEPTOR_MSG_CLOSED:
+        a->live = a->live > 0 ? a->live - 1 : 0;
+        e = wsd_iptable_get(&a->per_ip, &m->ip);
+        if (e && e->count > 0)
+            e->count--;
+        if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
+            wsd_iptable_drop(&a->per_ip, &m->ip);
+        break;
+    case WSD_ACCEPTOR_MSG_BAN:
+        e = wsd_iptable_put(&a->per_ip, &m->ip);
+        if (e)
+            e->until_ms = m->until_ms;
+        break;
+    case WSD_ACCEPTOR_MSG_QUIESCE:
+        quiesce(a);
+        break;
+    case WSD_ACCEPTOR_MSG_LIVE:
+        a->live++;
+        e = wsd_iptable_put(&a->per_ip, &m->ip);
+        if (e)
+            e->count++;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Apply every message the supervisor has sent so far. It sends a ban before it ends the IP's
+ * connections, so a client that saw its 1008 finds the ban applied at its next handoff. */
+static void ctl_drain(struct acceptor *a)
+{
+    struct wsd_acceptor_msg m;
+    for (;;) {
+        ssize_t n = recv(a->args->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof(m))
+            ctl_apply(a, &m);
+        else if (n > 0 || (n < 0 && errno == EINTR))
+            continue; /* a message of another size is not ours to read */
+        else if (n < 0 && errno == EAGAIN)
+            return;
+        else {
+            a->stop = true; /* the supervisor is gone: PDEATHSIG will follow, do not wait */
+            return;
+        }
+    }
+}
+
+static bool ip_banned(const struct wsd_ip_entry *e, uint64_t now_ms)
+{
+    return e && e->until_ms > now_ms;
+}
+
 /* Give a validated connection to the worker pool. Returns 0, or an HTTP status to refuse. */
 static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
 {
     struct hs_conn *c = &a->conns[slot];
+    ctl_drain(a);
     if (a->live >= a->cfg->max_conns)
         return WSD_HTTP_SERVICE_UNAVAILABLE;
     struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &c->ip);
-    if (!e || (a->cfg->max_conns_per_ip && e->count >= a->cfg->max_conns_per_ip))
+    if (!e || ip_banned(e, wsd_now_ms()) ||
+        (a->cfg->max_conns_per_ip && e->count >= a->cfg->max_conns_per_ip))
         return WSD_HTTP_TOO_MANY_REQUESTS;
 
     struct wsd_handoff h = {
@@ -373,8 +453,7 @@ static void conn_accepted(struct acceptor *a, int fd, uint32_t which)
     (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
     c->ip = wsd_ip_from_sockaddr(&ss);
     list_push(a, &a->pending, slot);
-    struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &c->ip);
-    if (e && e->until_ms > c->accepted_ns / 1000000) /* banned: no request is read */
+    if (ip_banned(wsd_iptable_get(&a->per_ip, &c->ip), c->accepted_ns / 1000000)) /* no read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
     arm_read(a, slot);
     arm_tick(a);
@@ -479,49 +558,11 @@ static void handle_tick(struct acceptor *a)
         arm_tick(a);
 }
 
-/* Cancel the multishot accepts. A connection the kernel hands over before the cancel lands is
- * still served: once accepted it is ours, not the next generation's. */
-static void quiesce(struct acceptor *a)
+static void handle_ctl(struct acceptor *a)
 {
-    a->quiescing = true;
-    for (uint32_t i = 0; i < 2; i++) {
-        if (!a->accept_armed[i])
-            continue;
-        struct io_uring_sqe *sqe = get_sqe(a);
-        io_uring_prep_cancel64(sqe, encode(OP_ACCEPT, 0, i), 0);
-        io_uring_sqe_set_data64(sqe, encode(OP_CANCEL, 0, 0));
-    }
-}
-
-static bool quiesced(const struct acceptor *a)
-{
-    return a->quiescing && !a->accept_armed[0] && !a->accept_armed[1] &&
-           a->pending.head == NO_CONN && a->linger.head == NO_CONN;
-}
-
-static void handle_ctl(struct acceptor *a, struct io_uring_cqe *cqe)
-{
-    if (cqe->res <= 0) {
-        /* The supervisor is gone: PDEATHSIG will follow, but do not wait for it. */
-        a->stop = true;
-        return;
-    }
-    const struct wsd_acceptor_msg *m = &a->ctl_msg;
-    if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_CLOSED) {
-        a->live = a->live > 0 ? a->live - 1 : 0;
-        struct wsd_ip_entry *e = wsd_iptable_get(&a->per_ip, &m->ip);
-        if (e && e->count > 0)
-            e->count--;
-        if (e && e->count == 0 && e->until_ms <= wsd_now_ms())
-            wsd_iptable_drop(&a->per_ip, &m->ip);
-    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_QUIESCE) {
-        quiesce(a);
-    } else if (cqe->res == sizeof(*m) && m->type == WSD_ACCEPTOR_MSG_BAN) {
-        struct wsd_ip_entry *e = wsd_iptable_put(&a->per_ip, &m->ip);
-        if (e)
-            e->until_ms = m->until_ms;
-    }
-    arm_ctl(a);
+    ctl_drain(a);
+    if (!a->stop)
+        arm_ctl(a);
 }
 
 static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
@@ -542,7 +583,7 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
             handle_recv(a, cqe, slot);
         break;
     case OP_CTL:
-        handle_ctl(a, cqe);
+        handle_ctl(a);
         break;
     case OP_SIGNAL:
         a->stop = true;
@@ -611,7 +652,7 @@ static int setup_conns(struct acceptor *a)
 
 int wsd_acceptor_run(const struct wsd_acceptor_args *args)
 {
-    struct acceptor a = {.args = args, .cfg = args->cfg, .live = args->live, .sig_fd = -1};
+    struct acceptor a = {.args = args, .cfg = args->cfg, .sig_fd = -1};
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -626,6 +667,8 @@ int wsd_acceptor_run(const struct wsd_acceptor_args *args)
         r = setup_ring(&a);
     if (r < 0)
         return r;
+    for (uint32_t i = 0; i < args->nseed; i++)
+        ctl_apply(&a, &args->seed[i]);
 
     arm_accepts(&a);
     arm_ctl(&a);

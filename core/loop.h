@@ -19,6 +19,7 @@ enum wsd_acceptor_msg_type {
     WSD_ACCEPTOR_MSG_REFUSED,    /* to the supervisor: a handshake from ip got status */
     WSD_ACCEPTOR_MSG_QUIESCE,    /* to the acceptor: stop accepting, finish the handshakes under
                                   * way, then exit 0 (SIGUSR2: a new generation accepts now) */
+    WSD_ACCEPTOR_MSG_LIVE,       /* in a start seed: a connection from ip is live */
 };
 
 struct wsd_acceptor_msg {
@@ -35,7 +36,10 @@ struct wsd_acceptor_args {
     int dispatch_fd; /* write end of the shared worker queue */
     int ctl_fd;      /* messages from the supervisor */
     struct wsd_shared *shared;
-    uint64_t live;   /* connections live at start (handed off and not yet ended) */
+    /* The supervisor's view when this acceptor starts (a restart must not forget it): one LIVE
+     * per connection handed off and not yet ended, one BAN per IP still banned. */
+    const struct wsd_acceptor_msg *seed;
+    uint32_t nseed;
 };
 
 /* Run until SIGTERM/SIGINT (read through a signalfd; the caller has them blocked). Returns an

@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,24 @@ int wsd_close(int fd)
         errno = saved;
     }
     return -1;
+}
+
+void *wsd_sys_alloc_unforked(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (madvise(p, size, MADV_DONTFORK) < 0) {
+        (void)munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+void wsd_sys_free_unforked(void *p, size_t size)
+{
+    if (p)
+        (void)munmap(p, size);
 }
 
 uint64_t wsd_now_ns(void)

@@ -27,6 +27,13 @@ int wsd_sys_close_range(unsigned first, unsigned flags);
  * has released the fd even then). */
 int wsd_close(int fd);
 
+/* Zeroed memory that child processes do not inherit (mmap + MADV_DONTFORK), for the
+ * supervisor's big tables: a fork then neither copies their page tables into every worker nor
+ * leaves their pages copy-on-write, to be copied again at the parent's next write. A child that
+ * touches it faults. NULL if out of memory. Free with wsd_sys_free_unforked(p, size). */
+void *wsd_sys_alloc_unforked(size_t size);
+void wsd_sys_free_unforked(void *p, size_t size);
+
 /* Monotonic time in nanoseconds and milliseconds. */
 uint64_t wsd_now_ns(void);
 uint64_t wsd_now_ms(void);

@@ -5,7 +5,6 @@
 #include "supervisor/state.h"
 
 #include <inttypes.h>
-#include <sys/socket.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -18,6 +17,9 @@ static void ban(struct supervisor *s, const struct wsd_ip *ip, uint64_t until_ms
     char addr[46];
     wsd_ip_format(ip, addr);
     s->totals.bans++;
+    /* The acceptor first: once a client sees its 1008, its next handshake must meet the ban. */
+    struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_BAN, .ip = *ip, .until_ms = until_ms};
+    wsd_acceptor_tell(s, &m);
     uint32_t ended = 0;
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];
@@ -29,9 +31,6 @@ static void ban(struct supervisor *s, const struct wsd_ip *ip, uint64_t until_ms
     wsd_log_notice("abuse: banning %s for %" PRIu64 " ms after %" PRIu64
                    " violations, ending its %u connections",
                    addr, s->cfg->abuse_ban_ms, s->cfg->abuse_limit, ended);
-    struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_BAN, .ip = *ip, .until_ms = until_ms};
-    if (s->acceptor_pidfd >= 0)
-        (void)send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip)

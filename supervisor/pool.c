@@ -7,13 +7,15 @@
 #include <sys/uio.h>
 
 #include "core/live.h"
+#include "core/sys.h"
 
 #define NO_SLOT UINT32_MAX
 
 int wsd_pool_init(struct wsd_pool *p, uint32_t cap)
 {
     *p = (struct wsd_pool){.cap = cap, .free_head = 0};
-    p->slots = calloc(cap, sizeof(*p->slots));
+    /* Up to 19,000 slots, all touched below: kept out of every forked worker. */
+    p->slots = wsd_sys_alloc_unforked(cap * sizeof(*p->slots));
     if (!p->slots)
         return -ENOMEM;
     for (uint32_t i = 0; i < cap; i++) {
@@ -25,7 +27,7 @@ int wsd_pool_init(struct wsd_pool *p, uint32_t cap)
 
 void wsd_pool_done(struct wsd_pool *p)
 {
-    free(p->slots);
+    wsd_sys_free_unforked(p->slots, p->cap * sizeof(*p->slots));
     p->slots = NULL;
 }
 

@@ -74,7 +74,8 @@ struct wsd_pool {
     uint64_t spawned_total;
 };
 
-/* Make room for cap workers. Returns 0 or -ENOMEM. */
+/* Make room for cap workers. Returns 0 or -ENOMEM. The slots are not inherited by child
+ * processes (wsd_sys_alloc_unforked): only the supervisor reads them. */
 int wsd_pool_init(struct wsd_pool *p, uint32_t cap);
 void wsd_pool_done(struct wsd_pool *p);
 

@@ -21,6 +21,7 @@
 struct wsd_shared;
 struct wsd_control;
 struct wsd_upgrade;
+struct wsd_acceptor_msg;
 
 enum wsd_tag {
     WSD_TAG_SIGNAL = 1,
@@ -84,6 +85,9 @@ struct supervisor {
     bool stopping, killed;
     uint64_t stop_deadline_ms;
     uint64_t last_scan_ms;
+    /* The earliest SIGKILL deadline a worker on the ladder may have (UINT64_MAX: none), so the
+     * tick scans the worker table for escalation only when one may be due. */
+    uint64_t next_escalation_ms;
     int exit_status;
     struct wsd_iptable abuse; /* count: events in the window since since_ms; until_ms: ban */
     struct wsd_control *control;
@@ -100,6 +104,10 @@ struct supervisor {
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
                          uint32_t events);
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
+/* Send m to the acceptor, if one runs (a restarted one starts from the supervisor's tables).
+ * Blocks briefly on a full socket rather than lose it: a lost CLOSED would count a connection
+ * as live for ever, a lost BAN would let the IP in. */
+void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m);
 /* True if a handshake waits in the dispatch queue for a worker. */
 bool wsd_supervisor_dispatch_pending(void);
 

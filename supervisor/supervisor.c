@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -49,11 +50,19 @@ int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_
     return epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
 }
 
+/* What a new acceptor starts from: the supervisor and its view of live connections and bans. */
+struct acceptor_start_args {
+    struct supervisor *s;
+    struct wsd_acceptor_msg *seed;
+    uint32_t nseed;
+};
+
 /* The acceptor's copy of the fds it needs, at 3, 4, 5; everything else closed (the worker
  * pidfds above all: only the supervisor may signal workers). */
 static void acceptor_main(void *arg)
 {
-    struct supervisor *s = arg;
+    const struct acceptor_start_args *sa = arg;
+    struct supervisor *s = sa->s;
     wsd_spawn_child_init("wsd-acceptor", s->self);
     wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-acceptor");
     int from[4] = {s->listen_fd, s->dispatch_w, s->ctl_a, s->tls_listen_fd}, t[4];
@@ -73,22 +82,51 @@ static void acceptor_main(void *arg)
         .ctl_fd = 5,
         .tls_listen_fd = s->tls_listen_fd < 0 ? -1 : 6,
         .shared = s->shared,
-        .live = s->pool.busy,
+        .seed = sa->seed,
+        .nseed = sa->nseed,
     };
     int r = wsd_acceptor_run(&a);
     _exit(r == 0 ? WSD_EXIT_OK : WSD_EXIT_FATAL);
 }
 
+/* The supervisor's view as messages: LIVE per busy worker, BAN per IP still banned. A restarted
+ * acceptor that started empty would let a banned IP in and an IP at its cap open more. The
+ * copy is the child's own (clone copies the heap), so the supervisor frees it after the clone. */
+static uint32_t acceptor_seed(struct supervisor *s, struct wsd_acceptor_msg **ret)
+{
+    uint64_t now = wsd_now_ms();
+    uint32_t n = 0, max = s->pool.busy + s->abuse.used;
+    *ret = calloc((size_t)max + 1, sizeof(**ret));
+    if (!*ret)
+        return 0; /* the acceptor starts with empty tables, as it did before seeding */
+    for (uint32_t i = 0; i < s->pool.cap && n < s->pool.busy; i++) {
+        const struct wsd_worker *w = &s->pool.slots[i];
+        if (w->state == WSD_WORKER_BUSY)
+            (*ret)[n++] = (struct wsd_acceptor_msg){.type = WSD_ACCEPTOR_MSG_LIVE,
+                                                    .ip = wsd_ip_from_sockaddr(&w->peer)};
+    }
+    for (uint32_t i = 0; i < s->abuse.cap && n < max; i++) {
+        const struct wsd_ip_entry *e = &s->abuse.entries[i];
+        if (e->until_ms > now && wsd_iptable_get(&s->abuse, &e->ip) == e)
+            (*ret)[n++] = (struct wsd_acceptor_msg){
+                .type = WSD_ACCEPTOR_MSG_BAN, .ip = e->ip, .until_ms = e->until_ms};
+    }
+    return n;
+}
+
 static void acceptor_start(struct supervisor *s)
 {
-    /* Notices queued for a dead acceptor are stale: the new one starts from pool.busy. */
+    /* Notices queued for a dead acceptor are stale: the new one starts from the seed. */
     struct wsd_acceptor_msg m;
     while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
         ;
     while (recv(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT) > 0)
         ;
+    struct acceptor_start_args sa = {.s = s};
+    sa.nseed = acceptor_seed(s, &sa.seed);
     int pidfd;
-    pid_t pid = wsd_spawn_process(acceptor_main, s, &pidfd);
+    pid_t pid = wsd_spawn_process(acceptor_main, &sa, &pidfd);
+    free(sa.seed);
     if (pid < 0) {
         wsd_log_error(pid, "clone3() failed while starting the acceptor, retrying");
         s->acceptor_restart_at_ms = wsd_now_ms() + ACCEPTOR_RESTART_MS;
@@ -99,6 +137,18 @@ static void acceptor_start(struct supervisor *s)
     s->acceptor_started_ms = wsd_now_ms();
     s->acceptor_restart_at_ms = 0;
     (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_ACCEPTOR, 0, EPOLLIN);
+}
+
+void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m)
+{
+    if (s->acceptor_pidfd < 0)
+        return;
+    int tries = 0;
+    while (send(s->ctl_s, m, sizeof(*m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN &&
+           tries++ < 1000) {
+        struct pollfd p = {.fd = s->ctl_s, .events = POLLOUT};
+        (void)poll(&p, 1, 10);
+    }
 }
 
 static int worker_spawn(struct supervisor *s)
@@ -663,7 +713,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
         .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
-        .acceptor_pidfd = -1,
+        .acceptor_pidfd = -1, .next_escalation_ms = UINT64_MAX,
         .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1, .metrics = -1},
         .metrics_child = {.listen_fd = -1, .pidfd = -1},
     };

@@ -6,7 +6,6 @@
 #include "supervisor/state.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,16 +84,27 @@ int wsd_terminate(struct supervisor *s, struct wsd_worker *w, enum wsd_cause cau
     (void)wsd_sys_pidfd_send_signal(w->pidfd, SIGCONT, NULL);
     w->signals |= WSD_SIG_SENT_TERM | WSD_SIG_SENT_CONT;
     w->kill_deadline_ms = wsd_now_ms() + s->cfg->kill_grace_ms;
+    if (w->kill_deadline_ms < s->next_escalation_ms)
+        s->next_escalation_ms = w->kill_deadline_ms;
     return 0;
 }
 
 void wsd_terminate_escalate(struct supervisor *s, uint64_t now_ms)
 {
+    if (now_ms < s->next_escalation_ms)
+        return;
+    /* Workers that ended since are no longer due; the rest set the next deadline. */
+    s->next_escalation_ms = UINT64_MAX;
     for (uint32_t i = 0; i < s->pool.cap; i++) {
         struct wsd_worker *w = &s->pool.slots[i];
         if (w->state != WSD_WORKER_BUSY || w->kill_deadline_ms == 0 ||
-            now_ms < w->kill_deadline_ms || (w->signals & WSD_SIG_SENT_KILL))
+            (w->signals & WSD_SIG_SENT_KILL))
             continue;
+        if (now_ms < w->kill_deadline_ms) {
+            if (w->kill_deadline_ms < s->next_escalation_ms)
+                s->next_escalation_ms = w->kill_deadline_ms;
+            continue;
+        }
         wsd_log_warn(0, "conn=%" PRIu64 " pid=%d still running %" PRIu64
                         " ms after SIGTERM, sending SIGKILL",
                      w->conn_id, w->pid, s->cfg->kill_grace_ms);
@@ -165,17 +175,7 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
     }
     s->totals.closed++;
     s->totals.closed_by_cause[w->cause]++;
-    if (s->acceptor_pidfd >= 0) {
-        struct wsd_acceptor_msg m = {.type = WSD_ACCEPTOR_MSG_CLOSED, .ip = ip};
-        /* A full socket must not lose the notice (the acceptor would count the connection as
-         * live for ever): block briefly; the acceptor drains it every loop iteration. */
-        int tries = 0;
-        while (send(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN &&
-               tries++ < 1000) {
-            struct pollfd p = {.fd = s->ctl_s, .events = POLLOUT};
-            (void)poll(&p, 1, 10);
-        }
-    }
+    wsd_acceptor_tell(s, &(struct wsd_acceptor_msg){.type = WSD_ACCEPTOR_MSG_CLOSED, .ip = ip});
     /* Scrub the connection; the worker goes back to the queue unless it has served its share. */
     w->conn_id = 0;
     w->cause = WSD_CAUSE_NONE;

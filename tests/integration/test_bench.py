@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""wsbench smoke test (a couple of seconds; no figure is asserted, performance lives in bench/):
+wsbench's modes run against the real wsd and end cleanly, every echoed payload is verified (a
+server that corrupts one byte of one echo stops the run with exit 2 and says where), kill closes
+each connection through the control socket with the asked code, and the process-creation probe
+reaps every child it makes. Each case checks wsd's process table and fds afterwards."""
+
+import asyncio
+import json
+import os
+import subprocess
+
+import websockets
+
+from wsdtest import SLOW, WSD_BIN, Wsd, case, check, run, wait_until
+
+WSBENCH = os.path.join(os.path.dirname(WSD_BIN), "bench", "wsbench")
+
+
+def wsbench(*args, timeout=20):
+    """Run wsbench: (exit status, its JSON line as a dict or None, stdout, stderr)."""
+    check(os.access(WSBENCH, os.X_OK), f"{WSBENCH} is missing: make {WSBENCH}")
+    p = subprocess.run([WSBENCH] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout * SLOW)
+    js = [line for line in p.stdout.splitlines() if line.startswith("{")]
+    return p.returncode, json.loads(js[-1]) if js else None, p.stdout, p.stderr
+
+
+def expect_clean_run(rc, res, out, err, mode):
+    check(rc == 0, f"wsbench {mode} exited {rc}:\n{out}\n{err}")
+    check(res is not None and res["mode"] == mode, f"no JSON line for {mode}:\n{out}")
+    check(any(line.startswith(f"wsbench {mode} ") for line in out.splitlines()),
+          f"no human line for {mode}:\n{out}")
+    check(res["errors"] == 0 and res["server_closes"] == 0 and res["close_timeouts"] == 0,
+          f"wsbench {mode} counted failures: {res}")
+    check(res["count"] > 0, f"wsbench {mode} did no work: {res}")
+
+
+@case("echo, conn and churn against wsd: clean runs, every echo verified")
+def echo_conn_churn():
+    with Wsd() as w:
+        for mode, extra in (("echo", ["-c", 4, "-p", 4, "-s", 300]), ("conn", ["-c", 4]),
+                            ("churn", ["-c", 4, "-s", 40]), ("echo", ["-c", 2, "-s", 70000,
+                                                                      "--binary"])):
+            rc, res, out, err = wsbench(mode, "--url", w.url(), "-d", 0.4, *extra)
+            expect_clean_run(rc, res, out, err, mode)
+            if mode != "conn":  # every message counted was compared byte for byte
+                check(res["lat_us"]["count"] == res["count"], f"latency samples != count: {res}")
+        w.check_clean()
+
+
+@case("a server that corrupts one byte of one echo makes wsbench fail loudly (exit 2)")
+async def corrupt_echo():
+    seen = 0
+
+    async def handler(ws, path=None):
+        nonlocal seen
+        async for m in ws:
+            seen += 1
+            if seen == 3:  # a few good echoes first: the check is on every message
+                m = m[:17] + ("x" if m[17] != "x" else "y") + m[18:]
+            await ws.send(m)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=None) as srv:
+        port = srv.sockets[0].getsockname()[1]
+        p = await asyncio.create_subprocess_exec(
+            WSBENCH, "echo", "--url", f"ws://127.0.0.1:{port}/", "-c", "1", "-s", "64", "-d", "2",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(p.communicate(), 10 * SLOW)
+    err = err.decode()
+    check(p.returncode == 2, f"wsbench exited {p.returncode}, not 2:\n{out.decode()}\n{err}")
+    check("FATAL" in err and "differs at byte 17" in err, f"no clear diagnosis:\n{err}")
+    check(not out.strip(), f"a corrupted run still printed results:\n{out.decode()}")
+
+
+@case("kill: each of 20 connections closed through the control socket with the asked code")
+def kill_mode():
+    with Wsd(env={"WSD_MAX_CONNS_PER_IP": "0"}) as w:
+        ctl = os.path.join(w.tmp, "ctl.sock")
+        rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 20, "--control", ctl,
+                                    "--code", 4001)
+        expect_clean_run(rc, res, out, err, "kill")
+        check(res["count"] == 20 and res["lat_us"]["count"] == 20 and res["unmapped"] == 0,
+              f"not every connection was killed and timed: {res}")
+        # wsd logs a termination when it reaps the worker, which may be after wsbench is done
+        wait_until(lambda: len([l for l in w.log_lines() if "cause=operator code=4001" in l]) == 20,
+                   5, "wsd to log 20 operator kills with code 4001")
+        w.check_clean()
+
+
+@case("kill: a control socket that does not answer stops the run (exit 2), timing nothing")
+def kill_no_control():
+    with Wsd() as w:
+        ctl = os.path.join(w.tmp, "ctl.sock")
+        rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 2, "--control",
+                                    ctl + ".missing")
+        check(rc == 2 and "list failed" in err, f"exit {rc}:\n{out}\n{err}")
+        w.check_clean()
+
+
+@case("spawn: the process-creation probe reaps every child it creates")
+def spawn_probe():
+    rc, res, out, err = wsbench("spawn", "-c", 3, "-d", 0.3)
+    expect_clean_run(rc, res, out, err, "spawn")
+    check(res["lat_us"]["count"] == res["count"], f"unreaped or untimed children: {res}")
+
+
+run()
