@@ -431,30 +431,18 @@ static bool conn_process(struct acceptor *a, uint32_t slot)
     return false;
 }
 
-static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t which)
+/* A connection accepted on listener `which`: start reading its request. */
+static void conn_accepted(struct acceptor *a, int fd, uint32_t which)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        a->accept_armed[which] = false;
-    if (cqe->res < 0) {
-        if (cqe->res == -EINVAL) {
-            wsd_log_error(cqe->res, "multishot accept is not supported by this kernel");
-            a->stop = true;
-        } else if (cqe->res != -ECANCELED) {
-            /* EMFILE and friends: the tick re-arms, so this does not spin. */
-            wsd_log_warn(cqe->res, "accept() failed, retrying in %d ms", TICK_MS);
-            arm_tick(a);
-        }
-        return;
-    }
     a->args->shared->accepted++;
     if (a->free_head == NO_CONN) {
-        wsd_close(cqe->res);
+        wsd_close(fd);
         return;
     }
     uint32_t slot = a->free_head;
     struct hs_conn *c = &a->conns[slot];
     a->free_head = c->next;
-    c->fd = cqe->res;
+    c->fd = fd;
     c->tls = which == 1;
     c->state = CONN_READING;
     c->scanned = 0;
@@ -469,6 +457,37 @@ static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
     arm_read(a, slot);
     arm_tick(a);
+}
+
+/* Quiescing, the multishot accept on listener `which` has ended. The kernel wakes only one of
+ * the accepts waiting on a listening socket (io_uring's accept waits exclusively), so a
+ * connection whose wakeup went to ours just before the cancel landed wakes no one else: the next
+ * generation's acceptor would sleep while it waits in the backlog. Take whatever is queued now;
+ * connections arriving after this wake the next generation. */
+static void take_stragglers(struct acceptor *a, uint32_t which)
+{
+    int fd;
+    while ((fd = accept4(listener_fd(a, which), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+        conn_accepted(a, fd, which);
+}
+
+static void handle_accept(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t which)
+{
+    bool ended = !(cqe->flags & IORING_CQE_F_MORE);
+    if (ended)
+        a->accept_armed[which] = false;
+    if (cqe->res >= 0)
+        conn_accepted(a, cqe->res, which);
+    else if (cqe->res == -EINVAL) {
+        wsd_log_error(cqe->res, "multishot accept is not supported by this kernel");
+        a->stop = true;
+    } else if (cqe->res != -ECANCELED) {
+        /* EMFILE and friends: the tick re-arms, so this does not spin. */
+        wsd_log_warn(cqe->res, "accept() failed, retrying in %d ms", TICK_MS);
+        arm_tick(a);
+    }
+    if (ended && a->quiescing)
+        take_stragglers(a, which);
 }
 
 static void handle_recv(struct acceptor *a, struct io_uring_cqe *cqe, uint32_t slot)

@@ -30,6 +30,7 @@
 #define HEAD_MAX 8192
 #define BODY_MAX 1024
 #define CLIENT_TIMEOUT_MS 10000
+#define LEAVE_MS 1000 /* at SIGTERM, requests in flight get this long to be answered */
 #define ASK_TIMEOUT_MS 5000
 #define FD_LISTEN 3
 #define FD_CHAN 4
@@ -51,6 +52,7 @@ struct server {
     const struct wsd_config *cfg;
     int ep, sig_fd;
     struct client *clients;
+    bool leaving; /* SIGTERM came: the listener is closed, the last answers go out */
 };
 
 int wsd_metrics_ask(int chan, const char *request, struct wsd_buf *answer)
@@ -237,6 +239,32 @@ static void expire(struct server *sv)
     }
 }
 
+/* SIGTERM (wsd stops, or an upgrade handed the listener to the next generation): accept no
+ * more, but answer the requests already accepted, within LEAVE_MS; exiting at once would reset
+ * them (their unread request makes the close a RST). */
+static void stop_accepting(struct server *sv)
+{
+    struct signalfd_siginfo si;
+    while (read(sv->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        ;
+    if (sv->leaving)
+        return;
+    sv->leaving = true;
+    wsd_close(FD_LISTEN); /* also leaves the epoll set */
+    uint64_t last = wsd_now_ms() + LEAVE_MS;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (sv->clients[i].fd >= 0 && sv->clients[i].deadline_ms > last)
+            sv->clients[i].deadline_ms = last;
+}
+
+static bool has_clients(const struct server *sv)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (sv->clients[i].fd >= 0)
+            return true;
+    return false;
+}
+
 /* Put the listener and the channel at FD_LISTEN and FD_CHAN, close everything else. */
 static int take_fds(const struct wsd_metrics_http_args *a)
 {
@@ -286,10 +314,13 @@ void wsd_metrics_http_main(void *arg)
             _exit(WSD_EXIT_FAILURE);
         for (int i = 0; i < n; i++) {
             uint32_t id = evs[i].data.u32;
-            if (id == EV_SIGNAL)
-                _exit(WSD_EXIT_OK); /* SIGTERM: wsd is stopping */
+            if (id == EV_SIGNAL) {
+                stop_accepting(&sv);
+                continue;
+            }
             if (id == EV_LISTEN) {
-                handle_accept(&sv);
+                if (!sv.leaving)
+                    handle_accept(&sv);
                 continue;
             }
             struct client *c = &sv.clients[id];
@@ -301,5 +332,7 @@ void wsd_metrics_http_main(void *arg)
                 handle_readable(&sv, c);
         }
         expire(&sv);
+        if (sv.leaving && !has_clients(&sv))
+            _exit(WSD_EXIT_OK);
     }
 }
