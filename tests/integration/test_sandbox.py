@@ -6,7 +6,7 @@ loads its own); no_new_privs; Landlock closes the filesystem, TCP bind and conne
 and abstract sockets outside the domain; namespaces, mounts, keyrings get EPERM, clone3
 ENOSYS; io_uring and ptrace kill the worker with SIGSYS, logged by the supervisor. With
 WSD_SANDBOX=off none of it applies; WSD_SECCOMP=off drops only the filter. A killed template
-is replaced, and its replacement's workers are sandboxed too."""
+is replaced, and its replacement's workers are sandboxed too; so is one that stops answering."""
 
 import os
 import signal
@@ -139,6 +139,21 @@ def template_replaced():
         check(any("worker template pid=%d killed by signal 9" % old in l for l in w.log_lines()),
               "the template's end is logged")
         w.check_clean()
+
+
+@case("a template that stops answering is replaced after its 2 s reply timeout: the pool "
+      "refills from a new one, and nothing is left", timeout=30)
+def template_frozen():
+    with Wsd(env=PROBE) as w:
+        old = template_of(w)
+        os.kill(old, signal.SIGSTOP)  # no clone, no reply: wsd gives up on it and kills it
+        check(probe(w, "seccomp") == ["seccomp: 2"], "sandboxed worker")  # one spawn is due now
+        wait_until(lambda: proc_status(old) is None, 10, "the frozen template to be reaped")
+        new = wait_until(lambda: template_of(w), 5, "a new template")
+        check(new != old, "the same template")
+        check(any(f"worker template pid={old} did not answer, replacing it" in l
+                  for l in w.log_lines()), "the replacement is logged")
+        w.check_clean(10)
 
 
 run()
