@@ -135,10 +135,10 @@ int wsd_template_start(struct supervisor *s)
     return 0;
 }
 
-static int recv_reply(int chan, struct template_reply *rp, int *ret_fd)
+static int recv_reply(int chan, struct template_reply *rp, int *ret_fd, int timeout_ms)
 {
     struct pollfd p = {.fd = chan, .events = POLLIN};
-    int n = poll(&p, 1, REPLY_TIMEOUT_MS);
+    int n = poll(&p, 1, timeout_ms);
     if (n == 0)
         return -ETIMEDOUT;
     if (n < 0)
@@ -165,30 +165,6 @@ static int recv_reply(int chan, struct template_reply *rp, int *ret_fd)
     return 0;
 }
 
-pid_t wsd_template_spawn(struct supervisor *s, uint32_t slot, uint64_t cookie, int *ret_pidfd)
-{
-    int r = s->template_chan < 0 ? wsd_template_start(s) : 0;
-    if (r < 0)
-        return r;
-    struct template_request rq = {.slot = slot, .cookie = cookie};
-    if (send(s->template_chan, &rq, sizeof(rq), MSG_NOSIGNAL) < 0)
-        r = -errno;
-    struct template_reply rp;
-    int fd = -1;
-    if (r == 0)
-        r = recv_reply(s->template_chan, &rp, &fd);
-    if (r < 0) {
-        wsd_log_warn(r, "the worker template pid=%d did not answer, replacing it",
-                     s->template_pid);
-        wsd_template_stop(s);
-        return r;
-    }
-    if (rp.pid < 0)
-        return rp.pid; /* clone() failed in the template, e.g. -EAGAIN */
-    *ret_pidfd = fd;
-    return rp.pid;
-}
-
 static void reap_and_log(struct supervisor *s, bool retiring)
 {
     siginfo_t si;
@@ -206,6 +182,46 @@ static void reap_and_log(struct supervisor *s, bool retiring)
     s->template_chan = wsd_close(s->template_chan);
 }
 
+/* Make the template exit (SIGKILL if it has not within REPLY_TIMEOUT_MS); its channel stays
+ * open here, so what it sent before is still read. */
+static void end_template(struct supervisor *s)
+{
+    (void)shutdown(s->template_chan, SHUT_WR); /* its recv() sees EOF: it exits */
+    struct pollfd p = {.fd = s->template_pidfd, .events = POLLIN};
+    if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1)
+        (void)wsd_sys_pidfd_send_signal(s->template_pidfd, SIGKILL, NULL);
+}
+
+pid_t wsd_template_spawn(struct supervisor *s, uint32_t slot, uint64_t cookie, int *ret_pidfd)
+{
+    int r = s->template_chan < 0 ? wsd_template_start(s) : 0;
+    if (r < 0)
+        return r;
+    struct template_request rq = {.slot = slot, .cookie = cookie};
+    if (send(s->template_chan, &rq, sizeof(rq), MSG_NOSIGNAL) < 0)
+        r = -errno;
+    struct template_reply rp;
+    int fd = -1;
+    if (r == 0)
+        r = recv_reply(s->template_chan, &rp, &fd, REPLY_TIMEOUT_MS);
+    if (r < 0) {
+        wsd_log_warn(r, "the worker template pid=%d did not answer, replacing it",
+                     s->template_pid);
+        end_template(s);
+        /* A worker it cloned before it ended is already our child (CLONE_PARENT): its reply
+         * is still queued, so it is kept, not left running where no pidfd of ours reaches. */
+        if (r == -ETIMEDOUT)
+            r = recv_reply(s->template_chan, &rp, &fd, 0);
+        reap_and_log(s, true);
+        if (r < 0)
+            return r;
+    }
+    if (rp.pid < 0)
+        return rp.pid; /* clone() failed in the template, e.g. -EAGAIN */
+    *ret_pidfd = fd;
+    return rp.pid;
+}
+
 void wsd_template_exited(struct supervisor *s)
 {
     siginfo_t si;
@@ -219,9 +235,6 @@ void wsd_template_stop(struct supervisor *s)
 {
     if (s->template_pidfd < 0)
         return;
-    s->template_chan = wsd_close(s->template_chan); /* its recv() sees EOF: it exits */
-    struct pollfd p = {.fd = s->template_pidfd, .events = POLLIN};
-    if (poll(&p, 1, REPLY_TIMEOUT_MS) != 1)
-        (void)wsd_sys_pidfd_send_signal(s->template_pidfd, SIGKILL, NULL);
+    end_template(s);
     reap_and_log(s, true);
 }

@@ -6,13 +6,17 @@ loads its own); no_new_privs; Landlock closes the filesystem, TCP bind and conne
 and abstract sockets outside the domain; namespaces, mounts, keyrings get EPERM, clone3
 ENOSYS; io_uring and ptrace kill the worker with SIGSYS, logged by the supervisor. With
 WSD_SANDBOX=off none of it applies; WSD_SECCOMP=off drops only the filter. A killed template
-is replaced, and its replacement's workers are sandboxed too."""
+is replaced, and its replacement's workers are sandboxed too; so is one that stops answering, and
+a worker it cloned before answering late is kept."""
 
+import ctypes
 import os
 import signal
 import socket
+import time
 
-from wsdtest import (OP_TEXT, Wsd, case, check, close_payload, proc_status, run, wait_until)
+from wsdtest import (OP_TEXT, Wsd, case, check, close_payload, pidfd_pids, proc_status, run,
+                     wait_until)
 
 PROBE = {"WSD_HANDLER": "test-probe", "WSD_POOL_MIN": "2"}
 
@@ -139,6 +143,64 @@ def template_replaced():
         check(any("worker template pid=%d killed by signal 9" % old in l for l in w.log_lines()),
               "the template's end is logged")
         w.check_clean()
+
+
+@case("a template that stops answering is replaced after its 2 s reply timeout: the pool "
+      "refills from a new one, and nothing is left", timeout=30)
+def template_frozen():
+    with Wsd(env=PROBE) as w:
+        old = template_of(w)
+        os.kill(old, signal.SIGSTOP)  # no clone, no reply: wsd gives up on it and kills it
+        check(probe(w, "seccomp") == ["seccomp: 2"], "sandboxed worker")  # one spawn is due now
+        wait_until(lambda: proc_status(old) is None, 10, "the frozen template to be reaped")
+        new = wait_until(lambda: template_of(w), 5, "a new template")
+        check(new != old, "the same template")
+        check(any(f"worker template pid={old} did not answer, replacing it" in l
+                  for l in w.log_lines()), "the replacement is logged")
+        w.check_clean(10)
+
+
+def ptrace(req, pid, data=0):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    msg = ctypes.c_ulong(0)
+    addr = ctypes.addressof(msg) if req == PTRACE_GETEVENTMSG else None
+    if libc.ptrace(req, pid, None, addr if addr else data) < 0:
+        raise OSError(ctypes.get_errno(), f"ptrace({req}, {pid})")
+    return msg.value
+
+
+PTRACE_SEIZE, PTRACE_DETACH, PTRACE_GETEVENTMSG, PTRACE_O_TRACEFORK = 0x4206, 17, 0x4201, 2
+WALL = 0x40000000
+
+
+@case("a template that answers after the reply timeout: the worker it cloned meanwhile (wsd's "
+      "child) is kept with its pidfd, not left running unknown to wsd", timeout=30)
+def template_late_reply():
+    with Wsd(env=PROBE) as w:
+        t = template_of(w)
+        ptrace(PTRACE_SEIZE, t, PTRACE_O_TRACEFORK)  # stop it right after its next clone
+        try:
+            with w.raw() as c:  # takes an idle worker: wsd asks the template for another
+                c.handshake("/")
+                os.waitpid(t, WALL)  # the fork event: the worker exists, no reply sent yet
+                worker = ptrace(PTRACE_GETEVENTMSG, t)
+                os.waitpid(worker, WALL)
+                ptrace(PTRACE_DETACH, worker)
+                time.sleep(2.5)  # past wsd's 2 s wait for the reply; it retires the template
+        finally:
+            ptrace(PTRACE_DETACH, t)  # it sends its reply now, then exits
+        wait_until(lambda: proc_status(t) is None, 5, "the old template to be reaped")
+        wait_until(lambda: worker in pidfd_pids(w.pid), 5,
+                   f"wsd to hold the late worker {worker}'s pidfd")
+        check(any(f"worker template pid={t} did not answer" in l for l in w.log_lines()),
+              "the replacement is logged")
+        # the late worker serves; the pool refills from a new template (in the fd baseline)
+        for _ in range(2):
+            check(probe(w, "seccomp") == ["seccomp: 2"], "sandboxed worker")
+        wait_until(lambda: template_of(w), 5, "a new template")
+        w.check_clean(10)
 
 
 run()

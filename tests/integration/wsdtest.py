@@ -257,6 +257,24 @@ def fd_count(pid):
         return None
 
 
+def pidfd_pids(pid):
+    """The pids pid holds a pidfd of (the Pid: line of each pidfd's fdinfo)."""
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[pidfd]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                out.update(int(l.split()[1]) for l in f if l.startswith("Pid:"))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 def _become_subreaper():
     """Orphans of a wsd killed by a test (its workers) are reparented to this process instead
     of PID 1, which in a container may never reap them; kill() reaps them by pid."""
@@ -689,11 +707,14 @@ class Wsd:
         return ", ".join(out) or "none"
 
     def wait_idle(self, n=None, timeout=5):
-        """Wait until exactly n (default WSD_POOL_MIN) idle workers and one acceptor exist."""
+        """Wait until exactly n (default WSD_POOL_MIN) idle workers and one acceptor exist, and
+        wsd holds each worker's pidfd: the template clones a worker (CLONE_PARENT) before its
+        pidfd reaches wsd, and an fd count taken in between is one short."""
         n = self.pool_min if n is None else n
-        wait_until(lambda: self.acceptor() is not None and len(self.idle_workers()) == n, timeout,
-                   f"{n} idle wsd-worker children and one wsd-acceptor"
-                   f" (children now: {self.children()})")
+        wait_until(lambda: self.acceptor() is not None and len(self.idle_workers()) == n and
+                   set(self.workers()) <= pidfd_pids(self.pid), timeout,
+                   f"{n} idle wsd-worker children, one wsd-acceptor and their pidfds in wsd"
+                   f" (children now: {self.children()}, pidfds of: {pidfd_pids(self.pid)})")
 
     def wait_no_zombies(self, timeout=3):
         """Zombies are normal for an instant (exited, not yet reaped); not for long."""
