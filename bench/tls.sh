@@ -20,7 +20,7 @@ DURATION=${DURATION:-5}
 RUNS=${RUNS:-3}
 OUT=bench/results
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-TMP=$(mktemp -d /tmp/wsd-tls-bench.XXXXXX)
+WORKDIR=$(mktemp -d /tmp/wsd-tls-bench.XXXXXX)
 mkdir -p "$OUT"
 
 log() { printf 'tls-bench: %s\n' "$*" >&2; }
@@ -29,26 +29,26 @@ if [ ! -x "$WSBENCH" ] || [ ! -x "$WSD" ]; then
     log "run 'make $WSD $WSBENCH' first"
     exit 1
 fi
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/key.pem" \
-    -out "$TMP/cert.pem" -days 1 -subj /CN=127.0.0.1 2>/dev/null || { log "openssl failed"; exit 1; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORKDIR/key.pem" \
+    -out "$WORKDIR/cert.pem" -days 1 -subj /CN=127.0.0.1 2>/dev/null || { log "openssl failed"; exit 1; }
 
-WSD_LISTEN=127.0.0.1:0 WSD_TLS_LISTEN=127.0.0.1:0 WSD_TLS_CERT=$TMP/cert.pem \
-    WSD_TLS_KEY=$TMP/key.pem WSD_POOL_MIN=32 WSD_MAX_CONNS_PER_IP=0 WSD_ABUSE_LIMIT=0 \
-    WSD_LOG_LEVEL=notice WSD_CONTROL_SOCKET=$TMP/ctl.sock \
-    taskset -c 0 "$WSD" 2>"$TMP/wsd.log" &
+WSD_LISTEN=127.0.0.1:0 WSD_TLS_LISTEN=127.0.0.1:0 WSD_TLS_CERT=$WORKDIR/cert.pem \
+    WSD_TLS_KEY=$WORKDIR/key.pem WSD_POOL_MIN=32 WSD_MAX_CONNS_PER_IP=0 WSD_ABUSE_LIMIT=0 \
+    WSD_LOG_LEVEL=notice WSD_CONTROL_SOCKET=$WORKDIR/ctl.sock \
+    taskset -c 0 "$WSD" 2>"$WORKDIR/wsd.log" &
 WSD_PID=$!
 cleanup() {
     kill -TERM "$WSD_PID" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$WSD_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$WSD_PID" 2>/dev/null
     wait "$WSD_PID" 2>/dev/null
-    rm -rf "$TMP"
+    rm -rf "$WORKDIR"
 }
 trap cleanup EXIT
-for _ in $(seq 100); do grep -q "listening on wss://" "$TMP/wsd.log" && break; sleep 0.05; done
-grep -q "listening on wss://" "$TMP/wsd.log" || { log "wsd did not start"; cat "$TMP/wsd.log" >&2; exit 1; }
-WS_PORT=$(sed -n 's|.*listening on ws://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/wsd.log")
-WSS_PORT=$(sed -n 's|.*listening on wss://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/wsd.log")
+for _ in $(seq 100); do grep -q "listening on wss://" "$WORKDIR/wsd.log" && break; sleep 0.05; done
+grep -q "listening on wss://" "$WORKDIR/wsd.log" || { log "wsd did not start"; cat "$WORKDIR/wsd.log" >&2; exit 1; }
+WS_PORT=$(sed -n 's|.*listening on ws://127.0.0.1:\([0-9]*\)/.*|\1|p' "$WORKDIR/wsd.log")
+WSS_PORT=$(sed -n 's|.*listening on wss://127.0.0.1:\([0-9]*\)/.*|\1|p' "$WORKDIR/wsd.log")
 
 # run NAME -- wsbench args: one run, prints the rate (0 if it failed)
 run() {

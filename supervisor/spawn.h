@@ -13,7 +13,7 @@ enum {
     WSD_FD_DISPATCH = 3, /* read end of the shared dispatch queue */
     WSD_FD_REPORT = 4,   /* worker end of the report socket */
     WSD_FD_KEYHOLDER = 5, /* worker end of the current keyholder's channel; /dev/null without TLS */
-    WSD_FD_TEMPLATE = 6,  /* the worker template's end of its channel (a placeholder in the
+    WSD_FD_TEMPLATE = 6,  /* the worker template's end of its channel (/dev/null in the
                            * supervisor between templates); workers close it */
     WSD_FD_FIRST_PRIVATE = 7,
 };

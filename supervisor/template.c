@@ -109,12 +109,12 @@ int wsd_template_start(struct supervisor *s)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    /* The template's end goes to the fixed slot 5 only while it is created; the placeholder
-     * there (spawn.h) goes back right after, so 5 never names anything else here. */
-    int placeholder = fcntl(WSD_FD_TEMPLATE, F_DUPFD_CLOEXEC, 16);
-    if (placeholder < 0 || dup3(sv[1], WSD_FD_TEMPLATE, O_CLOEXEC) < 0) {
+    /* The template's end goes to the fixed slot WSD_FD_TEMPLATE only while it is created; the
+     * /dev/null parked there (spawn.h) goes back right after, so the slot names nothing else. */
+    int parked = fcntl(WSD_FD_TEMPLATE, F_DUPFD_CLOEXEC, 16);
+    if (parked < 0 || dup3(sv[1], WSD_FD_TEMPLATE, O_CLOEXEC) < 0) {
         int r = -errno;
-        wsd_close(placeholder);
+        wsd_close(parked);
         wsd_close(sv[0]);
         wsd_close(sv[1]);
         return r;
@@ -122,8 +122,8 @@ int wsd_template_start(struct supervisor *s)
     wsd_close(sv[1]);
     int pidfd;
     pid_t pid = wsd_spawn_process(template_main, s, &pidfd);
-    (void)dup3(placeholder, WSD_FD_TEMPLATE, O_CLOEXEC);
-    wsd_close(placeholder);
+    (void)dup3(parked, WSD_FD_TEMPLATE, O_CLOEXEC);
+    wsd_close(parked);
     if (pid < 0) {
         wsd_close(sv[0]);
         return pid;
