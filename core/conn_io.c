@@ -26,6 +26,10 @@
 /* RFC 7692 6: compression is chosen per message. Below this size deflate's block header and
  * the frame's RSV1 buy nothing, so short messages go out as they are. */
 #define DEFLATE_MIN_LEN 64
+/* A batch gathers (copies) frames up to this many bytes, then writes them with the frame that
+ * would pass it: beyond this the copy would cost more than the syscall it saves. */
+#define BATCH_MAX 16384
+#define SEND_IOV_MAX 2 /* pieces of one frame: header and payload */
 
 /* Transport: read from the socket or through TLS. Returns > 0, 0 at the end of the stream
  * (TCP FIN or close_notify), -EAGAIN when nothing is there now, or -errno. */
@@ -59,7 +63,7 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c)
     if (c->state != ST_DONE &&
         ((c->out.len < c->out_pause && !c->input_paused) || c->state >= ST_FINISHING))
         want |= EPOLLIN;
-    if (c->out.len > 0)
+    if (c->out_blocked) /* not merely gathered by a batch: that is written when it ends */
         want |= EPOLLOUT;
     if (want == c->ep_events)
         return;
@@ -86,22 +90,35 @@ void wsd_conn_io_abort(struct wsd_conn *c)
     c->state = ST_DONE;
 }
 
-/* Write as much of iov as the socket takes now; buffer the rest. */
+/* Write what is gathered in out plus iov as the socket takes it now, in one sendmsg; buffer
+ * the rest. Inside a batch (the frames answering one read, or a handler's batch) small frames
+ * are only gathered, and written together when the batch ends or grows past BATCH_MAX: a
+ * syscall and a TCP segment per batch, not per frame. TLS gathers every frame first, so a
+ * frame becomes one record, not one per piece. */
 int wsd_conn_io_send_iov(struct wsd_conn *c, struct iovec *iov, int n)
 {
     size_t total = 0, sent = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    /* Plain TCP writes the pieces straight from the caller's memory; TLS gathers them first,
-     * so a frame becomes one record, not one per piece. A handler's batch is gathered too. */
-    if (c->out.len == 0 && c->state != ST_DONE && !c->tls && !c->batch) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    bool gather = c->tls || c->out_blocked || (c->batch && c->out.len + total < BATCH_MAX);
+    if (!gather && c->state != ST_DONE) {
+        struct iovec all[1 + SEND_IOV_MAX];
+        int k = 0;
+        if (c->out.len > 0)
+            all[k++] = (struct iovec){(void *)wsd_buf_head(&c->out), c->out.len};
+        for (int i = 0; i < n && i < SEND_IOV_MAX; i++)
+            all[k++] = iov[i];
+        struct msghdr mh = {.msg_iov = all, .msg_iovlen = (size_t)k};
         ssize_t w = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) {
             wsd_conn_io_abort(c);
             return -EPIPE;
         }
         sent = w > 0 ? (size_t)w : 0;
+        size_t from_out = sent < c->out.len ? sent : c->out.len;
+        wsd_buf_consume(&c->out, from_out);
+        sent -= from_out;
+        c->out_blocked = c->out.len > 0 || sent < total;
     }
     for (int i = 0; i < n && sent < total; i++) {
         size_t skip = sent > iov[i].iov_len ? iov[i].iov_len : sent;
@@ -314,8 +331,7 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
     }
 }
 
-/* Run the receive rules over n bytes at buf. */
-void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
+static void process_frames(struct wsd_conn *c, uint8_t *buf, size_t n)
 {
     size_t off = 0;
     while (c->state == ST_OPEN || c->state == ST_CLOSING) {
@@ -330,6 +346,18 @@ void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
             return;
         handle_event(c, &ev);
     }
+}
+
+/* Run the receive rules over n bytes at buf, answering every message in them in one batch. */
+void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
+{
+    bool was_batch = c->batch;
+    c->batch = true;
+    process_frames(c, buf, n);
+    c->batch = was_batch;
+    if (!was_batch && c->out.len > 0 && !c->out_blocked && c->state != ST_DONE)
+        wsd_conn_io_writable(c);
+    wsd_conn_io_update_epoll(c);
 }
 
 void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in)
@@ -359,6 +387,7 @@ void wsd_conn_io_writable(struct wsd_conn *c)
         }
         wsd_buf_consume(&c->out, (size_t)w);
     }
+    c->out_blocked = c->out.len > 0;
     if (c->out.len == 0)
         wsd_buf_reset(&c->out, IN_BUF_SIZE);
 }

@@ -45,7 +45,8 @@ struct wsd_conn {
     struct wsd_deflate deflate; /* its zlib state, allocated on first use */
     struct wsd_buf zout;        /* a compressed outgoing message */
     uint32_t msg_utf8;          /* UTF-8 state of an inflated text message */
-    struct wsd_buf out;         /* bytes the socket has not taken yet */
+    struct wsd_buf out;         /* bytes the socket has not taken yet, or a batch gathered */
+    bool out_blocked;           /* the socket took less than offered: wait for EPOLLOUT */
     size_t out_pause;
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
@@ -66,8 +67,9 @@ struct wsd_conn {
  * -EAGAIN, or -errno. Through TLS a call after -EAGAIN must offer at least the same bytes. */
 ssize_t wsd_conn_io_send_raw(struct wsd_conn *c, const void *buf, size_t n);
 
-/* Write iov (n <= 2 pieces) as the socket takes it; the rest is buffered and written when the
- * socket is writable. Returns 0, -EPIPE (the connection died) or -ENOMEM. */
+/* Write iov (n <= 2 pieces) as the socket takes it (gathered first inside a batch); the rest
+ * is buffered and written when the socket is writable. Returns 0, -EPIPE (the connection
+ * died) or -ENOMEM. */
 int wsd_conn_io_send_iov(struct wsd_conn *c, struct iovec *iov, int n);
 
 /* Send one unfragmented frame. Same returns as wsd_conn_io_send_iov. */
