@@ -370,8 +370,7 @@ static void on_message_end(struct engine *e, struct conn *c)
             start_close(e, c);
     } else if (cfg->mode == WSB_MODE_ECHO) {
         if (e->phase == PH_RUN) {
-            send_message(e, c);
-            post_send(e, c);
+            send_message(e, c); /* sent with the others this receive refills (feed_frames) */
         } else if (c->rx_seq == c->tx_seq && c->st == ST_OPEN) {
             start_close(e, c);
         }
@@ -435,6 +434,9 @@ static void on_close_frame(struct engine *e, struct conn *c, const struct wsd_ws
     post_send(e, c);
 }
 
+/* Everything one receive brought: the replacement messages and pongs it queues go out
+ * together, in one send, once all of it is read (a send per message would cost this client,
+ * not the server, most of its time). */
 static void feed_frames(struct engine *e, struct conn *c, uint8_t *buf, size_t len)
 {
     struct wsd_ws_event ev;
@@ -464,7 +466,6 @@ static void feed_frames(struct engine *e, struct conn *c, uint8_t *buf, size_t l
             break;
         case WSD_WS_EV_PING: /* RFC 6455 5.5.2: answer with a pong carrying the same data */
             queue_frame(e, c, WSD_OP_PONG, ev.data, ev.len);
-            post_send(e, c);
             break;
         case WSD_WS_EV_PONG:
             break;
@@ -473,6 +474,7 @@ static void feed_frames(struct engine *e, struct conn *c, uint8_t *buf, size_t l
             break;
         }
     }
+    post_send(e, c);
 }
 
 static void handle_connect(struct engine *e, struct conn *c, int res)
