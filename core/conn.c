@@ -342,7 +342,7 @@ static int run_tls_front(struct wsd_conn *c, const struct wsd_conn_params *p, ui
 
 int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 {
-    static uint8_t in[IN_BUF_SIZE];
+    static uint8_t in[READ_SIZE];
     *ret = (struct wsd_conn_result){.close_code = WSD_CLOSE_ABNORMAL,
                                     .refused = WSD_TLS_REFUSED_NONE};
     struct wsd_conn c = {

@@ -274,6 +274,18 @@ static uint16_t inflate_piece(struct wsd_conn *c, const uint8_t *data, size_t le
     return 0;
 }
 
+/* The first piece of a message stays where it was read (unmasked in place) until the next
+ * event: MESSAGE_END hands it to the handler from there, the common case of a message whole
+ * in one read, with no copy; a second piece, or the end of the read, copies it into msg. */
+static int keep_held(struct wsd_conn *c)
+{
+    if (!c->held)
+        return 0;
+    int r = wsd_buf_append(&c->msg, c->held, c->held_len);
+    c->held = NULL;
+    return r;
+}
+
 static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
 {
     uint16_t code;
@@ -288,7 +300,10 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
             code = inflate_piece(c, ev->data, ev->len, false);
             if (code != 0)
                 fail(c, code);
-        } else if (wsd_buf_append(&c->msg, ev->data, ev->len) < 0) {
+        } else if (ev->first) {
+            c->held = ev->data; /* maybe the whole message: wait for the next event */
+            c->held_len = ev->len;
+        } else if (keep_held(c) < 0 || wsd_buf_append(&c->msg, ev->data, ev->len) < 0) {
             fail(c, WSD_CLOSE_INTERNAL_ERROR);
         }
         break;
@@ -300,10 +315,12 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
             fail(c, code);
             break;
         }
+        const uint8_t *data = c->held ? c->held : wsd_buf_head(&c->msg);
+        size_t len = c->held ? c->held_len : c->msg.len;
+        c->held = NULL;
         wsd_live.in_msgs++;
-        wsd_live.in_bytes += c->msg.len;
-        c->handler->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len,
-                               c->userdata);
+        wsd_live.in_bytes += len;
+        c->handler->on_message(c, c->msg_opcode, data, len, c->userdata);
         wsd_buf_reset(&c->msg, IN_BUF_SIZE);
         break;
     case WSD_WS_EV_PING:
@@ -339,13 +356,15 @@ static void process_frames(struct wsd_conn *c, uint8_t *buf, size_t n)
         int r = wsd_ws_reader_feed(&c->reader, buf + off, n - off, &ev);
         if (r < 0) {
             fail(c, (uint16_t)wsd_proto_error_code(r));
-            return;
+            break;
         }
         off += (size_t)r;
         if (ev.type == WSD_WS_EV_NONE)
-            return;
+            break;
         handle_event(c, &ev);
     }
+    if (keep_held(c) < 0) /* buf is reused by the next read */
+        fail(c, WSD_CLOSE_INTERNAL_ERROR);
 }
 
 /* Run the receive rules over n bytes at buf, answering every message in them in one batch. */
@@ -362,7 +381,7 @@ void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
 
 void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in)
 {
-    ssize_t n = conn_recv(c, in, IN_BUF_SIZE);
+    ssize_t n = conn_recv(c, in, READ_SIZE);
     if (n < 0) {
         if (n != -EAGAIN)
             wsd_conn_io_abort(c);

@@ -17,7 +17,10 @@
 #include "proto/deflate.h"
 #include "proto/ws_reader.h"
 
-#define IN_BUF_SIZE 65536
+#define IN_BUF_SIZE 65536 /* buffers that grew past this are freed when they empty */
+/* One read takes up to this much: a few 64 KiB messages whole, handed to the handler from
+ * where they were read. Its pages are touched only by connections that send that much. */
+#define READ_SIZE (256 * 1024)
 #define OUT_PAUSE_MIN (1u << 20) /* stop reading while this much (or 2 messages) is unsent */
 #define LOG_PATH_MAX 256
 
@@ -40,6 +43,8 @@ struct wsd_conn {
     enum conn_state state;
     struct wsd_ws_reader reader;
     struct wsd_buf msg; /* the message being reassembled */
+    const uint8_t *held; /* its first piece, still in the read buffer (conn_io.c keep_held) */
+    size_t held_len;
     uint8_t msg_opcode;
     bool pmd;                   /* permessage-deflate agreed */
     struct wsd_deflate deflate; /* its zlib state, allocated on first use */
@@ -88,7 +93,7 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c);
 /* Run the receive rules over n bytes at buf (bytes that came with the handoff). */
 void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n);
 
-/* The socket is readable: read into in (IN_BUF_SIZE bytes) and process what came. */
+/* The socket is readable: read into in (READ_SIZE bytes) and process what came. */
 void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in);
 
 /* The socket is writable: write what is buffered. */
