@@ -676,6 +676,9 @@ static void kill_step(struct engine *e, uint64_t t)
 
         if (c->st != ST_OPEN || c->wsd_id == 0)
             continue;
+        /* The previous victim's answer to its close frame is still queued in the ring: send
+         * it now, as a real client would have, not after this kill's request has blocked us. */
+        (void)io_uring_submit(&e->ring);
         e->kill_target = c;
         e->t_kill = now_ns();
         r = wsb_control_kill(e->cfg->control, c->wsd_id, e->cfg->kill_code);
