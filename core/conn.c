@@ -95,6 +95,7 @@ static void handle_signal(struct wsd_conn *c)
     char buf[WSD_KILL_REASON_MAX + 1];
     if (!read_termination(c, &code, &reason, buf))
         return;
+    c->yield_when_sent = c->last || c->res.leave;
     /* A plain SIGTERM (kill -TERM pid) closes whatever this worker serves: the one racy path,
      * kept for scripts; wsctl's signals name their connection. */
     if (c->state == ST_OPEN)
@@ -254,6 +255,10 @@ static void log_close(const struct wsd_conn *c)
 static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
+        if (c->yield_when_sent && c->out.len == 0) {
+            c->yield_when_sent = false;
+            (void)wsd_sys_sched_idle();
+        }
         if (c->state == ST_FINISHING && c->out.len == 0) {
             if (c->tls)
                 wsd_tls_shutdown(c->tls); /* close_notify after our last frame */
@@ -355,6 +360,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .handler = p->handler,
         .on_verdict = p->on_verdict,
         .userdata = p->userdata,
+        .last = p->last,
         .id = p->handoff->conn_id,
         .start_ms = wsd_now_ms(),
         .res = {.close_code = WSD_CLOSE_ABNORMAL, .refused = WSD_TLS_REFUSED_NONE},

@@ -58,6 +58,11 @@ struct wsd_conn {
     bool input_paused; /* the handler's backpressure */
     bool batch;        /* the handler is queueing several messages: write them at the end */
     bool end_told;     /* on_end has run */
+    bool last;         /* the worker exits after this connection */
+    /* A termination came and the worker will exit: once our close frame is out, what is left
+     * (the client's close, the TCP close, the exit's teardown) is work nobody waits for, so
+     * it runs at SCHED_IDLE and the next termination's request and close frame go first. */
+    bool yield_when_sent;
     const struct wsd_conn_handler *handler;
     void *userdata;
     struct wsd_conn_result res;
