@@ -24,6 +24,7 @@
 #include "supervisor/sandbox.h"
 #include "supervisor/spawn.h"
 #include "supervisor/state.h"
+#include "supervisor/unmap_libs.h"
 #include "supervisor/worker.h"
 
 #define REPLY_TIMEOUT_MS 2000
@@ -74,6 +75,7 @@ static void template_main(void *arg)
     (void)munmap(s->shared, sizeof(*s->shared));
     if (wsd_sandbox_enter(s->cfg) < 0)
         _exit(WSD_EXIT_FATAL);
+    (void)wsd_unmap_supervisor_libs(); /* after the filter is loaded: libseccomp goes too */
     for (;;) {
         struct template_request rq;
         ssize_t n = recv(WSD_FD_TEMPLATE, &rq, sizeof(rq), 0);
