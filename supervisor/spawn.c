@@ -23,10 +23,15 @@ pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
 
 void wsd_spawn_child_init(const char *name, pid_t supervisor_pid)
 {
-    (void)prctl(PR_SET_NAME, name);
     /* The supervisor keeps WSD_ADMIN_TOKEN in its environment (an upgrade re-executes wsd with
      * it); no child needs it, and a child is what faces the network. */
     wsd_secret_wipe_env();
+    wsd_spawn_clone_init(name, supervisor_pid);
+}
+
+void wsd_spawn_clone_init(const char *name, pid_t supervisor_pid)
+{
+    (void)prctl(PR_SET_NAME, name);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor_pid) /* it died before PDEATHSIG was set */
         _exit(WSD_EXIT_FAILURE);

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Finding the supervisor-only libraries with dl_iterate_phdr (no file access: the template is
- * already sandboxed) and unmapping each one's whole span. */
-#include "supervisor/unmap_libs.h"
+/* Trimming the worker template: the supervisor-only libraries, found with dl_iterate_phdr (no
+ * file access: the template is already sandboxed) and unmapped span by span; glibc's rseq
+ * registration. */
+#include "supervisor/trim.h"
 
 #include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_SPANS 16
@@ -61,7 +64,7 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-int wsd_unmap_supervisor_libs(void)
+int wsd_trim_supervisor_libs(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
     /* ASan walks the loaded objects to print a report: keep them readable there. */
@@ -75,4 +78,15 @@ int wsd_unmap_supervisor_libs(void)
             done++;
     return done;
 #endif
+}
+
+void wsd_trim_rseq(void)
+{
+    if (__rseq_size == 0)
+        return; /* glibc did not register it (GLIBC_TUNABLES=glibc.pthread.rseq=0) */
+    struct rseq *rs = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+    /* The length glibc registered: the whole area (32 bytes), not __rseq_size (the 20 bytes
+     * of fields it knows). */
+    if (syscall(SYS_rseq, rs, sizeof(*rs), RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+        rs->cpu_id = RSEQ_CPU_ID_REGISTRATION_FAILED; /* what glibc's readers test for */
 }
