@@ -10,7 +10,9 @@
 /* Unmap the shared libraries only the supervisor calls (libsystemd for sd_notify and socket
  * activation, libseccomp for compiling the filter, and what they pull in: about 40 of a
  * worker's 70 mappings). Nothing may call into them afterwards (the template and its workers
- * never do). Returns how many libraries were unmapped. */
+ * never do), nor walk the loaded objects' program headers (dl_iterate_phdr callbacks such as
+ * libgcc's unwinder): ld.so still lists these, with headers that are gone. Returns how many
+ * libraries were unmapped. */
 int wsd_trim_supervisor_libs(void);
 
 /* Unregister glibc's restartable-sequences area, which clones inherit: the kernel writes it
