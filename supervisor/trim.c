@@ -64,12 +64,16 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_BUILD 1
+#else
+#define ASAN_BUILD 0
+#endif
+
 int wsd_trim_supervisor_libs(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan walks the loaded objects to print a report: keep them readable there. */
-    return 0;
-#else
+    if (ASAN_BUILD)
+        return 0; /* ASan walks the loaded objects to print a report: keep them readable */
     struct spans sp = {.n = 0};
     (void)dl_iterate_phdr(collect, &sp);
     int done = 0;
@@ -77,7 +81,6 @@ int wsd_trim_supervisor_libs(void)
         if (munmap((void *)sp.s[i].start, sp.s[i].end - sp.s[i].start) == 0)
             done++;
     return done;
-#endif
 }
 
 void wsd_trim_rseq(void)
