@@ -180,10 +180,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
 
 static int setup(struct worker *w)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    w->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->sig_fd = signalfd(-1, &w->args->prep->term_mask, SFD_CLOEXEC | SFD_NONBLOCK);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->sig_fd};
     if (w->sig_fd < 0 || w->ep < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sig_fd, &ev) < 0)
@@ -201,6 +198,8 @@ static int watch_queue(struct worker *w, bool on)
 
 int wsd_worker_prepare(struct wsd_worker_prep *ret, const struct wsd_config *cfg)
 {
+    sigemptyset(&ret->term_mask);
+    sigaddset(&ret->term_mask, SIGTERM);
     ret->payload_cap = cfg->max_header_bytes + PAYLOAD_SLACK;
     ret->payload = malloc(ret->payload_cap);
     return ret->payload ? 0 : -ENOMEM;

@@ -5,6 +5,7 @@
 #define WSD_SUPERVISOR_WORKER_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,6 +18,7 @@ struct wsd_tls_ctx;
 struct wsd_worker_prep {
     uint8_t *payload; /* the handoff's request and pipelined bytes */
     size_t payload_cap;
+    sigset_t term_mask; /* SIGTERM, for the worker's signalfd */
 };
 
 struct wsd_worker_args {
