@@ -78,6 +78,11 @@ struct wsd_conn {
     bool input_paused; /* the handler's backpressure */
     bool batch;        /* the handler is queueing several messages: write them at the end */
     bool end_told;     /* on_end has run */
+    bool last;         /* the worker exits after this connection */
+    /* A termination came and the worker will exit: once our close frame is out, what is left
+     * (the client's close, the TCP close, the exit's teardown) is work nobody waits for, so
+     * it runs at SCHED_IDLE and the next termination's request and close frame go first. */
+    bool yield_when_sent;
     const struct wsd_conn_handler *handler;
     void *userdata;
     struct wsd_conn_result res;
@@ -478,6 +483,7 @@ static void handle_signal(struct wsd_conn *c)
     char buf[WSD_KILL_REASON_MAX + 1];
     if (!read_termination(c, &code, &reason, buf))
         return;
+    c->yield_when_sent = c->last || c->res.leave;
     /* A plain SIGTERM (kill -TERM pid) closes whatever this worker serves: the one racy path,
      * kept for scripts; wsctl's signals name their connection. */
     if (c->state == ST_OPEN)
@@ -637,6 +643,10 @@ static void log_close(const struct wsd_conn *c)
 static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
+        if (c->yield_when_sent && c->out.len == 0) {
+            c->yield_when_sent = false;
+            (void)wsd_sys_sched_idle();
+        }
         if (c->state == ST_FINISHING && c->out.len == 0) {
             if (c->tls)
                 wsd_tls_shutdown(c->tls); /* close_notify after our last frame */
@@ -738,6 +748,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .handler = p->handler,
         .on_verdict = p->on_verdict,
         .userdata = p->userdata,
+        .last = p->last,
         .id = p->handoff->conn_id,
         .start_ms = wsd_now_ms(),
         .res = {.close_code = WSD_CLOSE_ABNORMAL, .refused = WSD_TLS_REFUSED_NONE},
