@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,17 +83,37 @@ fail:
     return r;
 }
 
+/* Decimal digits of v at out; returns the end. */
+static char *put_decimal(char *out, unsigned v)
+{
+    char tmp[10];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *out++ = tmp[--n];
+    return out;
+}
+
 void wsd_addr_format(const struct sockaddr_storage *addr, char out[WSD_ADDR_STRLEN])
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (addr->ss_family == AF_INET6) {
+    if (addr->ss_family == AF_INET) {
+        /* By hand, not inet_ntop + snprintf: a fresh worker formats its peer once, and each
+         * libc function it runs for the first time is a code page it faults in. */
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
+        const uint8_t *b = (const uint8_t *)&a4->sin_addr;
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            p = put_decimal(p, b[i]);
+            *p++ = i < 3 ? '.' : ':';
+        }
+        *put_decimal(p, ntohs(a4->sin_port)) = '\0';
+    } else if (addr->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)addr;
+        char host[INET6_ADDRSTRLEN] = "?";
         inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
         snprintf(out, WSD_ADDR_STRLEN, "[%s]:%u", host, ntohs(a6->sin6_port));
-    } else if (addr->ss_family == AF_INET) {
-        const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
-        snprintf(out, WSD_ADDR_STRLEN, "%s:%u", host, ntohs(a4->sin_port));
     } else {
         snprintf(out, WSD_ADDR_STRLEN, "unknown");
     }

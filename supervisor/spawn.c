@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/secret.h"
@@ -23,12 +24,20 @@ pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
 
 void wsd_spawn_child_init(const char *name, pid_t supervisor_pid)
 {
-    (void)prctl(PR_SET_NAME, name);
     /* The supervisor keeps WSD_ADMIN_TOKEN in its environment (an upgrade re-executes wsd with
      * it); no child needs it, and a child is what faces the network. */
     wsd_secret_wipe_env();
+    wsd_spawn_clone_init(name, supervisor_pid);
+}
+
+void wsd_spawn_clone_init(const char *name, pid_t supervisor_pid)
+{
+    (void)prctl(PR_SET_NAME, name);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != supervisor_pid) /* it died before PDEATHSIG was set */
+    /* It died before PDEATHSIG was set. syscall(), not getppid(): a worker reaches this
+     * through syscall() already, and each libc code page a fresh process runs first costs
+     * a page fault. */
+    if (syscall(SYS_getppid) != supervisor_pid)
         _exit(WSD_EXIT_FAILURE);
     (void)setpgid(0, 0);
 }

@@ -24,6 +24,7 @@
 #include "supervisor/sandbox.h"
 #include "supervisor/spawn.h"
 #include "supervisor/state.h"
+#include "supervisor/trim.h"
 #include "supervisor/worker.h"
 
 #define REPLY_TIMEOUT_MS 2000
@@ -74,6 +75,11 @@ static void template_main(void *arg)
     (void)munmap(s->shared, sizeof(*s->shared));
     if (wsd_sandbox_enter(s->cfg) < 0)
         _exit(WSD_EXIT_FATAL);
+    (void)wsd_trim_supervisor_libs(); /* after the filter is loaded: libseccomp goes too */
+    wsd_trim_rseq();
+    struct wsd_worker_prep prep;
+    if (wsd_worker_prepare(&prep, s->cfg) < 0)
+        _exit(WSD_EXIT_FAILURE);
     for (;;) {
         struct template_request rq;
         ssize_t n = recv(WSD_FD_TEMPLATE, &rq, sizeof(rq), 0);
@@ -90,6 +96,7 @@ static void template_main(void *arg)
             (void)wsd_sys_close_range(WSD_FD_TEMPLATE, 0); /* a worker keeps only 3 and 4 */
             struct wsd_worker_args a = {
                 .cfg = s->cfg,
+                .prep = &prep,
                 .supervisor_pid = s->self,
                 .slot = rq.slot,
                 .cookie = rq.cookie,
@@ -99,8 +106,10 @@ static void template_main(void *arg)
             _exit(WSD_EXIT_FAILURE);
         }
         reply(rq.slot, pid < 0 ? -errno : pid, pid > 0 ? pidfd : -1);
+        /* close(), not wsd_close(): saving errno writes this thread's TLS page, which the
+         * fork has just made copy-on-write, so one more page fault per worker. */
         if (pid > 0)
-            wsd_close(pidfd);
+            (void)close(pidfd);
     }
 }
 

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -183,10 +182,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
 
 static int setup(struct worker *w)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    w->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->sig_fd = signalfd(-1, &w->args->prep->term_mask, SFD_CLOEXEC | SFD_NONBLOCK);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->sig_fd};
     if (w->sig_fd < 0 || w->ep < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sig_fd, &ev) < 0)
@@ -202,24 +198,29 @@ static int watch_queue(struct worker *w, bool on)
     return r < 0 ? -errno : 0;
 }
 
+int wsd_worker_prepare(struct wsd_worker_prep *ret, const struct wsd_config *cfg)
+{
+    sigemptyset(&ret->term_mask);
+    sigaddset(&ret->term_mask, SIGTERM);
+    ret->payload_cap = cfg->max_header_bytes + PAYLOAD_SLACK;
+    ret->payload = malloc(ret->payload_cap);
+    return ret->payload ? 0 : -ENOMEM;
+}
+
 void wsd_worker_main(void *args)
 {
     struct worker w = {.args = args, .ep = -1, .sig_fd = -1};
     const struct wsd_config *cfg = w.args->cfg;
-    wsd_spawn_child_init("wsd-worker", w.args->supervisor_pid);
+    wsd_spawn_clone_init("wsd-worker", w.args->supervisor_pid);
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
-    if (w.args->shared) /* the template has unmapped it already */
-        (void)munmap(w.args->shared, sizeof(*w.args->shared));
     if (setup(&w) < 0)
         _exit(WSD_EXIT_FAILURE);
     if (cfg->handler == WSD_HANDLER_EXEC &&
         wsd_exec_worker_init(wsd_sandbox_program_ruleset(cfg)) < 0)
         _exit(WSD_EXIT_FAILURE);
 
-    size_t cap = cfg->max_header_bytes + PAYLOAD_SLACK;
-    uint8_t *payload = malloc(cap);
-    if (!payload)
-        _exit(WSD_EXIT_FAILURE);
+    uint8_t *payload = w.args->prep->payload;
+    size_t cap = w.args->prep->payload_cap;
     for (uint64_t served = 0; served < cfg->worker_reuse; served++) {
         struct wsd_handoff h;
         int fd = -1;

@@ -8,7 +8,7 @@ import asyncio
 import signal
 import time
 
-from wsdtest import (OP_CLOSE, Closed, Shared, Wsd, await_until, case, check,
+from wsdtest import (OP_CLOSE, Closed, Shared, Skip, Wsd, await_until, case, check,
                      close_payload, echo_once, expect_server_close, local_port, pid_gone,
                      proc_status, recv_within, run, upgrade_request, wait_until, ws_connect)
 
@@ -79,6 +79,36 @@ def sequential_new_workers():
             c.send_frame(OP_CLOSE, close_payload(1000))
             c.expect_close(1000, reply=False)
         wait_until(lambda: pid_gone(pid), 5, f"worker {pid} to exit and be reaped")
+    w.check_clean()
+
+
+# The libraries only the supervisor calls (sd_notify, socket activation, compiling the seccomp
+# filter) and the ones they pull in: the template unmaps them before it clones any worker.
+SUPERVISOR_ONLY_LIBS = ("libsystemd.so", "libseccomp.so", "libgcrypt.so", "libgpg-error.so",
+                        "liblzma.so", "libzstd.so", "liblz4.so", "libcap.so")
+
+
+def mapped_libs(pid, names):
+    with open(f"/proc/{pid}/maps") as f:
+        paths = {line.split()[-1] for line in f if "/" in line}
+    return sorted({p.rsplit("/", 1)[-1] for p in paths
+                   if any(p.rsplit("/", 1)[-1].startswith(n) for n in names)})
+
+
+@case("the template and its workers map none of the supervisor-only libraries (libsystemd, "
+      "libseccomp and theirs); a worker cloned after that serves a connection")
+def workers_without_supervisor_libs():
+    w = srv()
+    with open(f"/proc/{w.pid}/maps") as f:
+        if "libasan" in f.read():
+            raise Skip("the AddressSanitizer build keeps them (ASan reads every loaded object)")
+    check(mapped_libs(w.pid, SUPERVISOR_ONLY_LIBS), "the supervisor itself maps none of them")
+    template = [p for p, c, _ in w.children() if c == "wsd-template"]
+    for pid in template + w.idle_workers():
+        check(mapped_libs(pid, SUPERVISOR_ONLY_LIBS) == [],
+              f"{pid} maps {mapped_libs(pid, SUPERVISOR_ONLY_LIBS)}")
+        check(mapped_libs(pid, ("libc.so",)) == ["libc.so.6"], f"{pid} lost libc")
+    echo_once(w, "served by a trimmed worker")
     w.check_clean()
 
 
