@@ -153,9 +153,8 @@ def connect(w, path, **kw):
 
 
 def text(c, timeout=5):
-    op, data, _ = c.recv_message(timeout)
-    while op in (0x9, 0xA):  # a heartbeat ping (the heartbeat case pings every 200 ms)
-        op, data, _ = c.recv_message(timeout)
+    # the heartbeat case pings every 200 ms, maybe before the program's first line
+    op, data, _ = c.recv_message(timeout, skip_pings=True)
     check(op == OP_TEXT, f"want a text message, got opcode {op} {data!r}")
     return data.decode()
 

@@ -1017,13 +1017,16 @@ class RawWs:
         check(not f.masked, f"the server sent a masked frame (RFC 6455 5.1): {f!r}")
         return f
 
-    def recv_message(self, timeout=None):
-        """Read frames until one whole data message; return (opcode, payload, pongs seen)."""
+    def recv_message(self, timeout=None, skip_pings=False):
+        """Read frames until one whole data message; return (opcode, payload, pongs seen). With
+        skip_pings, the server's pings (a heartbeat) are passed over unanswered."""
         pongs, op, data = [], None, b""
         while True:
             f = self.recv_frame(timeout)
             if f.opcode == OP_PONG:
                 pongs.append(f.payload)
+                continue
+            if f.opcode == OP_PING and skip_pings:
                 continue
             check(f.opcode != OP_CLOSE, f"got a close frame instead of a message: {f!r}")
             if op is None:
