@@ -756,10 +756,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     c.next_ping_ms = c.start_ms + p->cfg->ping_interval_ms;
     wsd_ws_reader_init(&c.reader, p->cfg->max_message, (uint32_t)p->cfg->max_fragments, true,
                        false);
-    /* Frames are written whole: Nagle would hold the tail of each one (a TLS record larger
-     * than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
-    int one = 1;
-    (void)setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY comes from the listening socket (supervisor.c): frames are written whole. */
     uint32_t request = p->handoff->request_len, extra = p->handoff->extra_len;
     int r = 0;
     if (p->handoff->flags & WSD_HANDOFF_TLS)

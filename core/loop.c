@@ -67,6 +67,7 @@ struct hs_conn {
     uint64_t deadline_ms;
     uint64_t accepted_ns;
     size_t scanned;      /* wsd_http_upgrade._scanned between reads */
+    struct sockaddr_storage peer; /* as accept() saw it: the worker gets it with the socket */
     struct wsd_ip ip;
     bool tls;            /* the worker will run TLS: nothing is read here */
     uint8_t *buf;        /* bytes received so far; NULL until the first */
@@ -354,8 +355,10 @@ static bool ip_banned(const struct wsd_ip_entry *e, uint64_t now_ms)
     return e && e->until_ms > now_ms;
 }
 
-/* Give a validated connection to the worker pool. Returns 0, or an HTTP status to refuse. */
-static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
+/* Give a validated connection to the worker pool; target is the request's (NULL for wss://,
+ * read later through TLS). Returns 0, or an HTTP status to refuse. */
+static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len,
+                         const struct wsd_http_view *target)
 {
     struct hs_conn *c = &a->conns[slot];
     ctl_drain(a);
@@ -370,12 +373,12 @@ static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
         .conn_id = a->args->shared->next_conn_id,
         .flags = c->tls ? WSD_HANDOFF_TLS : 0,
         .accepted_ns = c->accepted_ns,
+        .peer = c->peer,
         .request_len = (uint32_t)request_len,
         .extra_len = c->len - (uint32_t)request_len,
+        .target_off = target ? (uint32_t)((const uint8_t *)target->ptr - c->buf) : 0,
+        .target_len = target ? (uint32_t)target->len : 0,
     };
-    socklen_t sl = sizeof(h.peer);
-    if (getpeername(c->fd, (struct sockaddr *)&h.peer, &sl) < 0)
-        return WSD_HTTP_BAD_REQUEST; /* the client already reset the connection */
     int r = wsd_handoff_send(a->args->dispatch_fd, c->fd, &h, c->buf);
     if (r == -EAGAIN)
         return WSD_HTTP_SERVICE_UNAVAILABLE; /* no worker has kept up: the queue is full */
@@ -422,7 +425,7 @@ static bool conn_process(struct acceptor *a, uint32_t slot)
         conn_refuse(a, slot, wsd_proto_error_code(r));
         return true;
     }
-    int status = conn_hand_off(a, slot, (size_t)r);
+    int status = conn_hand_off(a, slot, (size_t)r, &req.target);
     if (status != 0) {
         conn_refuse(a, slot, status);
         return true;
@@ -439,19 +442,23 @@ static void conn_accepted(struct acceptor *a, int fd, uint32_t which)
         wsd_close(fd);
         return;
     }
+    struct sockaddr_storage peer = {0};
+    socklen_t sl = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &sl) < 0) {
+        wsd_close(fd); /* the client already reset the connection */
+        return;
+    }
     uint32_t slot = a->free_head;
     struct hs_conn *c = &a->conns[slot];
     a->free_head = c->next;
     c->fd = fd;
+    c->peer = peer;
     c->tls = which == 1;
     c->state = CONN_READING;
     c->scanned = 0;
     c->accepted_ns = wsd_now_ns();
     c->deadline_ms = c->accepted_ns / 1000000 + a->cfg->handshake_timeout_ms;
-    struct sockaddr_storage ss = {0};
-    socklen_t sl = sizeof(ss);
-    (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
-    c->ip = wsd_ip_from_sockaddr(&ss);
+    c->ip = wsd_ip_from_sockaddr(&peer);
     list_push(a, &a->pending, slot);
     if (ip_banned(wsd_iptable_get(&a->per_ip, &c->ip), c->accepted_ns / 1000000)) /* no read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
@@ -529,7 +536,7 @@ static void handle_poll(struct acceptor *a, uint32_t slot)
 {
     struct hs_conn *c = &a->conns[slot];
     if (c->state == CONN_READING) {
-        int status = conn_hand_off(a, slot, 0);
+        int status = conn_hand_off(a, slot, 0, NULL);
         if (status != 0) {
             a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
             wsd_log_info("refused a wss:// connection: status %d, closing", status);

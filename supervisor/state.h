@@ -75,6 +75,7 @@ struct supervisor {
     int keyholder_current; /* index, or -1 */
     uint32_t tls_gen;      /* bumped by every certificate reload */
     bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
+    bool dispatch_watched; /* the dispatch queue is in the epoll set (only while none is idle) */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;

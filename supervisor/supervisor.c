@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -185,6 +187,21 @@ bool wsd_supervisor_dispatch_pending(void)
 {
     struct pollfd p = {.fd = WSD_FD_DISPATCH, .events = POLLIN};
     return poll(&p, 1, 0) == 1;
+}
+
+/* The dispatch queue wakes the supervisor only while no worker is idle: a handshake queued
+ * then needs a spawn. With an idle worker there, that worker takes it, and a wakeup per handoff
+ * would only cost the CPU the handshakes share. Adding it back reports a queue already holding
+ * something (epoll polls the fd at insertion), so nothing queued meanwhile is missed. */
+static void watch_dispatch(struct supervisor *s)
+{
+    bool want = s->pool.idle == 0;
+    if (want == s->dispatch_watched)
+        return;
+    struct epoll_event e = {.events = EPOLLIN | EPOLLET,
+                            .data.u64 = (uint64_t)WSD_TAG_DISPATCH << 32};
+    if (epoll_ctl(s->ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &e) == 0)
+        s->dispatch_watched = want;
 }
 
 /* Keep WSD_POOL_MIN idle workers, and at least one while connections wait in the queue. */
@@ -605,8 +622,6 @@ static int setup_events(struct supervisor *s)
     if (r == 0)
         r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN);
     if (r == 0)
-        r = wsd_supervisor_watch(s, WSD_FD_DISPATCH, WSD_TAG_DISPATCH, 0, EPOLLIN | EPOLLET);
-    if (r == 0)
         r = wsd_supervisor_watch(s, s->tick_fd, WSD_TAG_TICK, 0, EPOLLIN);
     if (r == 0)
         r = wsd_supervisor_watch(s, s->ctl_s, WSD_TAG_ACCEPTOR_CTL, 0, EPOLLIN);
@@ -640,6 +655,16 @@ static int open_listener(struct supervisor *s, const char *addr, const char *sch
     announce_listener(s, fd, scheme, "bound here", ret_addr);
     *ret_fd = fd;
     return 0;
+}
+
+/* Accepted sockets inherit TCP_NODELAY from their listener, so no worker sets it per
+ * connection. Workers write whole frames: Nagle would hold the tail of each one (a TLS record
+ * larger than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
+static void listener_nodelay(int fd)
+{
+    int one = 1;
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        wsd_log_warn(errno, "setsockopt(TCP_NODELAY) failed on a listening socket, ignoring");
 }
 
 /* The listeners: those passed in (socket activation, or the previous generation on SIGUSR2)
@@ -689,6 +714,8 @@ static int setup(struct supervisor *s)
         return r;
     char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
     r = setup_listeners(s, addr, tls_addr);
+    listener_nodelay(s->listen_fd);
+    listener_nodelay(s->tls_listen_fd);
     if (r == 0)
         r = wsd_metrics_child_open(s);
     if (r < 0)
@@ -776,6 +803,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         wsd_log_error(r, "clone3() failed while starting the worker template, retrying");
     wsd_metrics_child_start(&s);
     pool_replenish(&s);
+    watch_dispatch(&s);
     while (!finished(&s)) {
         struct epoll_event evs[64];
         int n = epoll_wait(s.ep, evs, 64, -1);
@@ -790,6 +818,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch();
         pool_replenish(&s);
+        watch_dispatch(&s);
         if (s.draining && !s.stopping && s.acceptor_pidfd < 0 && s.pool.busy == 0 &&
             !wsd_supervisor_dispatch_pending())
             wsd_supervisor_begin_stop(&s, "upgrade: every connection ended");

@@ -25,7 +25,6 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "core/tls_accept.h"
-#include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
 #include "supervisor/probe.h"
 #include "supervisor/report.h"
@@ -88,14 +87,14 @@ static int wait_for_connection(const struct worker *w, struct wsd_handoff *h, ui
     }
 }
 
+/* The path comes from where the acceptor found it in the request: no second parse here. */
 static void report_busy(const struct worker *w, const struct wsd_handoff *h,
                         const uint8_t *payload)
 {
     struct wsd_report r = {.type = WSD_REPORT_BUSY, .conn_id = h->conn_id, .peer = h->peer};
-    struct wsd_http_upgrade req = {0};
-    if (wsd_http_upgrade_parse(&req, payload, h->request_len, h->request_len) > 0) {
-        size_t n = req.target.len < sizeof(r.path) - 1 ? req.target.len : sizeof(r.path) - 1;
-        memcpy(r.path, req.target.ptr, n);
+    if (h->target_off <= h->request_len && h->target_len <= h->request_len - h->target_off) {
+        size_t n = h->target_len < sizeof(r.path) - 1 ? h->target_len : sizeof(r.path) - 1;
+        memcpy(r.path, payload + h->target_off, n);
     }
     report(w, &r);
 }
