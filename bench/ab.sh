@@ -66,7 +66,7 @@ for r in $(seq "$ROUNDS"); do
         if [ $side = A ]; then RA+=("${rate:-0} ${p99:-0} $cpu"); else RB+=("${rate:-0} ${p99:-0} $cpu"); fi
     done
 done
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. bench/stats.sh
 for side in A B; do
     if [ $side = A ]; then set -- "${RA[@]}"; else set -- "${RB[@]}"; fi
     rate=$(printf '%s\n' "$@" | cut -d' ' -f1 | median)

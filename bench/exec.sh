@@ -86,7 +86,7 @@ for run in $(seq "$RUNS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/stats.sh
 {
     echo "# exec handler vs websocketd ($STAMP, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo
@@ -99,8 +99,7 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR
         read -r sa sb <<<"$pair"
         a=$(echo "${RATES[$sa|$sc]}" | median)
         b=$(echo "${RATES[$sb|$sc]}" | median)
-        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }')
-        echo "| $sc | $sa | $sb | $a/s | $b/s | $ratio | ${RATES[$sa|$sc]% }; ${RATES[$sb|$sc]% } |"
+        echo "| $sc | $sa | $sb | $a/s | $b/s | $(ratio "$a" "$b") | ${RATES[$sa|$sc]% }; ${RATES[$sb|$sc]% } |"
     done
 } | tee "$OUT/$STAMP-exec.md"
 exit $FAILED

@@ -31,7 +31,7 @@ spawn_time() {
     wait "$pid" 2>/dev/null
 }
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/stats.sh
 declare -A T
 bins=(this)
 [ -n "${BASELINE_WSD:-}" ] && bins+=(baseline)

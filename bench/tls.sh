@@ -58,7 +58,7 @@ run() {
     printf '%s\n' "${rate:-0}"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR + 1) / 2)] : 0)}'; }
+. bench/stats.sh
 
 declare -A R
 CELLS=(
@@ -85,10 +85,9 @@ done
     echo "|---|---|---|---|"
     for cell in "${CELLS[@]}"; do
         IFS='|' read -r name args tlsargs <<<"$cell"
-        ws=$(printf '%s' "${R[$name.ws]}" | tr ' ' '\n' | grep . | median)
-        wss=$(printf '%s' "${R[$name.wss]}" | tr ' ' '\n' | grep . | median)
-        ratio=$(awk -v a="$wss" -v b="$ws" 'BEGIN {printf (b > 0 ? "%.2f" : "n/a"), a / b}')
+        ws=$(printf '%s' "${R[$name.ws]}" | median)
+        wss=$(printf '%s' "${R[$name.wss]}" | median)
         unit=$([ "${name#conn}" != "$name" ] && echo "handshakes/s" || echo "msg/s")
-        echo "| $name ($args $tlsargs) | $ws $unit | $wss $unit | ${ratio}x |"
+        echo "| $name ($args $tlsargs) | $ws $unit | $wss $unit | $(ratio "$wss" "$ws") |"
     done
 } | tee "$OUT/$STAMP-tls.md"
