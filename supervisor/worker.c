@@ -35,7 +35,8 @@
 
 struct worker {
     const struct wsd_worker_args *args;
-    int ep, sig_fd;
+    int ep, sig_fd;             /* ep: idle, waiting on the queue */
+    struct wsd_conn_loop loop;  /* serving: kept from one connection to the next */
 };
 
 static void report(const struct worker *w, struct wsd_report *r)
@@ -143,6 +144,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .cfg = cfg,
         .fd = fd,
         .sig_fd = w->sig_fd,
+        .loop = &w->loop,
         .handoff = h,
         .payload = payload,
         .payload_cap = cap,
@@ -201,7 +203,7 @@ static int watch_queue(struct worker *w, bool on)
 
 void wsd_worker_main(void *args)
 {
-    struct worker w = {.args = args, .ep = -1, .sig_fd = -1};
+    struct worker w = {.args = args, .ep = -1, .sig_fd = -1, .loop = WSD_CONN_LOOP_INIT};
     const struct wsd_config *cfg = w.args->cfg;
     wsd_spawn_child_init("wsd-worker", w.args->supervisor_pid);
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
