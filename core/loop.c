@@ -32,6 +32,7 @@
 #define BUF_COUNT 256 /* power of two (buffer ring rule) */
 #define BUF_SIZE 4096
 #define TICK_MS 100
+#define CTL_BATCH 32 /* supervisor messages taken by one recvmmsg */
 #define LINGER_MS 2000 /* after an error response, read and drop what the client still sends */
 #define NO_CONN UINT32_MAX
 
@@ -330,23 +331,38 @@ static void ctl_apply(struct acceptor *a, const struct wsd_acceptor_msg *m)
     }
 }
 
-/* Apply every message the supervisor has sent so far. It sends a ban before it ends the IP's
- * connections, so a client that saw its 1008 finds the ban applied at its next handoff. */
+/* Apply every message the supervisor has sent so far, a batch per call (one arrives per
+ * connection ended). It sends a ban before it ends the IP's connections, so a client that saw
+ * its 1008 finds the ban applied at its next handoff. */
 static void ctl_drain(struct acceptor *a)
 {
-    struct wsd_acceptor_msg m;
+    struct wsd_acceptor_msg m[CTL_BATCH];
+    struct iovec iov[CTL_BATCH];
+    struct mmsghdr mh[CTL_BATCH];
     for (;;) {
-        ssize_t n = recv(a->args->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof(m))
-            ctl_apply(a, &m);
-        else if (n > 0 || (n < 0 && errno == EINTR))
-            continue; /* a message of another size is not ours to read */
-        else if (n < 0 && errno == EAGAIN)
+        for (int i = 0; i < CTL_BATCH; i++) {
+            iov[i] = (struct iovec){.iov_base = &m[i], .iov_len = sizeof(m[i])};
+            mh[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int n = recvmmsg(a->args->ctl_fd, mh, CTL_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
             return;
-        else {
+        if (n <= 0) {
             a->stop = true; /* the supervisor is gone: PDEATHSIG will follow, do not wait */
             return;
         }
+        for (int i = 0; i < n; i++) {
+            if (mh[i].msg_len == 0) { /* end of stream: as above (and it repeats to the end) */
+                a->stop = true;
+                return;
+            }
+            if (mh[i].msg_len == sizeof(m[i])) /* a message of another size is not ours */
+                ctl_apply(a, &m[i]);
+        }
+        if (n < CTL_BATCH)
+            return;
     }
 }
 

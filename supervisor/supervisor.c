@@ -122,6 +122,7 @@ static uint32_t acceptor_seed(struct supervisor *s, struct wsd_acceptor_msg **re
 static void acceptor_start(struct supervisor *s)
 {
     /* Notices queued for a dead acceptor are stale: the new one starts from the seed. */
+    s->acceptor_queued = 0;
     struct wsd_acceptor_msg m;
     while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
         ;
@@ -142,18 +143,6 @@ static void acceptor_start(struct supervisor *s)
     s->acceptor_started_ms = wsd_now_ms();
     s->acceptor_restart_at_ms = 0;
     (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_ACCEPTOR, 0, EPOLLIN);
-}
-
-void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m)
-{
-    if (s->acceptor_pidfd < 0)
-        return;
-    int tries = 0;
-    while (send(s->ctl_s, m, sizeof(*m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN &&
-           tries++ < 1000) {
-        struct pollfd p = {.fd = s->ctl_s, .events = POLLOUT};
-        (void)poll(&p, 1, 10);
-    }
 }
 
 static int worker_spawn(struct supervisor *s)
@@ -278,21 +267,27 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
     }
 }
 
+/* Every queued report, a batch per call: a report is one per connection's start and end. */
 static void handle_reports(struct supervisor *s)
 {
-    struct wsd_report m;
-    pid_t pid;
-    int r;
-    while ((r = wsd_report_recv(s->report_r, &m, &pid)) != -EAGAIN) {
-        if (r < 0)
-            continue;
-        struct wsd_worker *w = m.slot < s->pool.cap ? &s->pool.slots[m.slot] : NULL;
-        if (!w || w->state == WSD_WORKER_FREE || w->pid != pid || w->cookie != m.cookie) {
-            wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring", pid);
-            continue;
+    struct wsd_report m[WSD_REPORT_BATCH];
+    pid_t pid[WSD_REPORT_BATCH];
+    int n;
+    do {
+        n = wsd_report_recv_many(s->report_r, m, pid, WSD_REPORT_BATCH);
+        for (int i = 0; i < n; i++) {
+            struct wsd_worker *w = m[i].slot < s->pool.cap ? &s->pool.slots[m[i].slot] : NULL;
+            if (!pid[i])
+                continue; /* not a whole report */
+            if (!w || w->state == WSD_WORKER_FREE || w->pid != pid[i] ||
+                w->cookie != m[i].cookie) {
+                wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring",
+                             pid[i]);
+                continue;
+            }
+            handle_report(s, w, &m[i]);
         }
-        handle_report(s, w, &m);
-    }
+    } while (n == WSD_REPORT_BATCH || n == -EINTR);
 }
 
 static void handle_worker_exit(struct supervisor *s, uint32_t slot)
@@ -805,6 +800,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     pool_replenish(&s);
     watch_dispatch(&s);
     while (!finished(&s)) {
+        wsd_acceptor_flush(&s);
         struct epoll_event evs[64];
         int n = epoll_wait(s.ep, evs, 64, -1);
         if (n < 0 && errno != EINTR) {
