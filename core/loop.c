@@ -44,6 +44,7 @@ enum op {
     OP_SIGNAL,
     OP_TICK,
     OP_CANCEL, /* its own completion carries nothing */
+    OP_CLOSE,  /* nor does a close's (and only a failed one posts any) */
 };
 
 /* user_data: op in the top 8 bits, connection generation in the next 24, slot in the low 32. */
@@ -222,13 +223,25 @@ static void arm_signal(struct acceptor *a)
     io_uring_sqe_set_data64(sqe, encode(OP_SIGNAL, 0, 0));
 }
 
+/* Close fd with the next submission rather than a syscall of its own: one per connection.
+ * Until then the number stays taken, so no new socket can be mistaken for it. */
+static void close_by_ring(struct acceptor *a, int fd)
+{
+    struct io_uring_sqe *sqe = get_sqe(a);
+    io_uring_prep_close(sqe, fd);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, encode(OP_CLOSE, 0, 0));
+}
+
 static void conn_free(struct acceptor *a, uint32_t slot)
 {
     struct hs_conn *c = &a->conns[slot];
     struct conn_list *l = list_of(a, c);
     if (l)
         list_remove(a, l, slot);
-    c->fd = wsd_close(c->fd);
+    if (c->fd >= 0)
+        close_by_ring(a, c->fd);
+    c->fd = -1;
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
@@ -615,6 +628,7 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
         handle_tick(a);
         break;
     case OP_CANCEL:
+    case OP_CLOSE:
         break;
     }
 }
