@@ -471,6 +471,10 @@ out:
         wsd_tls_shutdown(c.tls); /* every close ends with close_notify (a no-op if sent) */
         c.tls = wsd_tls_free(c.tls);
     }
+    /* Out of the kept set before the close: the acceptor may not have closed its copy of the
+     * socket yet, and a set keeps watching a socket until every copy is closed. */
+    if (c.ep >= 0)
+        (void)epoll_ctl(c.ep, EPOLL_CTL_DEL, c.fd, NULL);
     wsd_close(c.fd);
     wsd_buf_done(&c.msg);
     wsd_buf_done(&c.out);
