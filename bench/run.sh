@@ -5,7 +5,7 @@
 # that the ratios are meaningful on a noisy machine. Servers on CPU 0, wsbench on CPU 1.
 #
 # Besides the servers: `wsbench kill` (wsd only: N connections open, closed one at a time through
-# the control socket) and `wsbench spawn` (no server: the empty clone3 + exit + reap rate on the
+# the control socket, starting 3 s after the last one opened, once wsd's pool has refilled) and `wsbench spawn` (no server: the empty clone3 + exit + reap rate on the
 # servers' CPU, what process creation alone allows there).
 #
 # Environment: QUICK=1 (about a minute: short runs, one run per cell, hold of 1000),

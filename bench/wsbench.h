@@ -39,7 +39,7 @@ struct wsb_config {
     uint16_t kill_code;      /* kill: the close code asked for, and checked in the close frame */
     unsigned connect_batch;  /* connects in flight while opening (echo, hold) */
     double timeout_s;        /* handshake and close timeout per connection */
-    double settle_s;         /* hold: wait before measuring memory */
+    double settle_s;         /* hold, kill: wait after opening before measuring */
     pid_t pids[WSB_MAX_PIDS];
     unsigned npids;
     bool tls;             /* wss:// or --tls: the epoll engine with wolfSSL (tls_engine.c) */

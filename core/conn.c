@@ -93,6 +93,7 @@ static void handle_signal(struct wsd_conn *c)
     char buf[WSD_KILL_REASON_MAX + 1];
     if (!read_termination(c, &code, &reason, buf))
         return;
+    c->yield_when_sent = c->last || c->res.leave;
     /* A plain SIGTERM (kill -TERM pid) closes whatever this worker serves: the one racy path,
      * kept for scripts; wsctl's signals name their connection. */
     if (c->state == ST_OPEN)
@@ -302,12 +303,16 @@ static bool close_now(struct wsd_conn *c, uint8_t *in)
 {
     if (c->tls || c->res.closed_by != WSD_CLOSED_BY_CLIENT)
         return false;
-    return recv(c->fd, in, IN_BUF_SIZE, MSG_DONTWAIT) <= 0; /* nothing, EOF, or dead already */
+    return recv(c->fd, in, READ_SIZE, MSG_DONTWAIT) <= 0; /* nothing, EOF, or dead already */
 }
 
 static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
+        if (c->yield_when_sent && c->out.len == 0) {
+            c->yield_when_sent = false;
+            (void)wsd_sys_sched_idle();
+        }
         if (c->state == ST_FINISHING && c->out.len == 0 && close_now(c, in)) {
             c->state = ST_DONE;
             break;
@@ -396,7 +401,7 @@ static int run_tls_front(struct wsd_conn *c, const struct wsd_conn_params *p, ui
 
 int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
 {
-    static uint8_t in[IN_BUF_SIZE];
+    static uint8_t in[READ_SIZE];
     *ret = (struct wsd_conn_result){.close_code = WSD_CLOSE_ABNORMAL,
                                     .refused = WSD_TLS_REFUSED_NONE};
     struct wsd_conn c = {
@@ -407,6 +412,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .handler = p->handler,
         .on_verdict = p->on_verdict,
         .userdata = p->userdata,
+        .last = p->last,
         .id = p->handoff->conn_id,
         .start_ms = wsd_now_ms(),
         .res = {.close_code = WSD_CLOSE_ABNORMAL, .refused = WSD_TLS_REFUSED_NONE},
@@ -472,8 +478,9 @@ out:
         c.tls = wsd_tls_free(c.tls);
     }
     /* Out of the kept set before the close: the acceptor may not have closed its copy of the
-     * socket yet, and a set keeps watching a socket until every copy is closed. */
-    if (c.ep >= 0)
+     * socket yet, and a set keeps watching a socket until every copy is closed. (A last
+     * connection's set goes with the worker.) */
+    if (c.ep >= 0 && !c.last)
         (void)epoll_ctl(c.ep, EPOLL_CTL_DEL, c.fd, NULL);
     wsd_close(c.fd);
     wsd_buf_done(&c.msg);

@@ -79,6 +79,7 @@ struct wsd_conn_params {
     wsd_conn_open_cb on_open; /* may be NULL */
     void *userdata;
     bool ignore_term; /* tests only: never read the signalfd (exercises SIGKILL escalation) */
+    bool last; /* the worker exits after this connection (see yield_when_sent in conn.c) */
     struct wsd_tls_ctx *tls; /* for a WSD_HANDOFF_TLS connection: the TLS front runs first */
 };
 

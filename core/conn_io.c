@@ -25,6 +25,10 @@
 /* RFC 7692 6: compression is chosen per message. Below this size deflate's block header and
  * the frame's RSV1 buy nothing, so short messages go out as they are. */
 #define DEFLATE_MIN_LEN 64
+/* A batch gathers (copies) frames up to this many bytes, then writes them with the frame that
+ * would pass it: beyond this the copy would cost more than the syscall it saves. */
+#define BATCH_MAX 16384
+#define SEND_IOV_MAX 2 /* pieces of one frame: header and payload */
 
 /* Transport: read from the socket or through TLS. Returns > 0, 0 at the end of the stream
  * (TCP FIN or close_notify), -EAGAIN when nothing is there now, or -errno. */
@@ -58,7 +62,7 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c)
     if (c->state != ST_DONE &&
         ((c->out.len < c->out_pause && !c->input_paused) || c->state >= ST_FINISHING))
         want |= EPOLLIN;
-    if (c->out.len > 0)
+    if (c->out_blocked) /* not merely gathered by a batch: that is written when it ends */
         want |= EPOLLOUT;
     if (want == c->ep_events)
         return;
@@ -82,22 +86,35 @@ void wsd_conn_io_abort(struct wsd_conn *c)
     c->state = ST_DONE;
 }
 
-/* Write as much of iov as the socket takes now; buffer the rest. */
+/* Write what is gathered in out plus iov as the socket takes it now, in one sendmsg; buffer
+ * the rest. Inside a batch (the frames answering one read, or a handler's batch) small frames
+ * are only gathered, and written together when the batch ends or grows past BATCH_MAX: a
+ * syscall and a TCP segment per batch, not per frame. TLS gathers every frame first, so a
+ * frame becomes one record, not one per piece. */
 int wsd_conn_io_send_iov(struct wsd_conn *c, struct iovec *iov, int n)
 {
     size_t total = 0, sent = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    /* Plain TCP writes the pieces straight from the caller's memory; TLS gathers them first,
-     * so a frame becomes one record, not one per piece. A handler's batch is gathered too. */
-    if (c->out.len == 0 && c->state != ST_DONE && !c->tls && !c->batch) {
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    bool gather = c->tls || c->out_blocked || (c->batch && c->out.len + total < BATCH_MAX);
+    if (!gather && c->state != ST_DONE) {
+        struct iovec all[1 + SEND_IOV_MAX];
+        int k = 0;
+        if (c->out.len > 0)
+            all[k++] = (struct iovec){(void *)wsd_buf_head(&c->out), c->out.len};
+        for (int i = 0; i < n && i < SEND_IOV_MAX; i++)
+            all[k++] = iov[i];
+        struct msghdr mh = {.msg_iov = all, .msg_iovlen = (size_t)k};
         ssize_t w = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN) {
             wsd_conn_io_abort(c);
             return -EPIPE;
         }
         sent = w > 0 ? (size_t)w : 0;
+        size_t from_out = sent < c->out.len ? sent : c->out.len;
+        wsd_buf_consume(&c->out, from_out);
+        sent -= from_out;
+        c->out_blocked = c->out.len > 0 || sent < total;
     }
     for (int i = 0; i < n && sent < total; i++) {
         size_t skip = sent > iov[i].iov_len ? iov[i].iov_len : sent;
@@ -253,6 +270,18 @@ static uint16_t inflate_piece(struct wsd_conn *c, const uint8_t *data, size_t le
     return 0;
 }
 
+/* The first piece of a message stays where it was read (unmasked in place) until the next
+ * event: MESSAGE_END hands it to the handler from there, the common case of a message whole
+ * in one read, with no copy; a second piece, or the end of the read, copies it into msg. */
+static int keep_held(struct wsd_conn *c)
+{
+    if (!c->held)
+        return 0;
+    int r = wsd_buf_append(&c->msg, c->held, c->held_len);
+    c->held = NULL;
+    return r;
+}
+
 static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
 {
     uint16_t code;
@@ -267,7 +296,10 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
             code = inflate_piece(c, ev->data, ev->len, false);
             if (code != 0)
                 fail(c, code);
-        } else if (wsd_buf_append(&c->msg, ev->data, ev->len) < 0) {
+        } else if (ev->first) {
+            c->held = ev->data; /* maybe the whole message: wait for the next event */
+            c->held_len = ev->len;
+        } else if (keep_held(c) < 0 || wsd_buf_append(&c->msg, ev->data, ev->len) < 0) {
             fail(c, WSD_CLOSE_INTERNAL_ERROR);
         }
         break;
@@ -279,10 +311,12 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
             fail(c, code);
             break;
         }
+        const uint8_t *data = c->held ? c->held : wsd_buf_head(&c->msg);
+        size_t len = c->held ? c->held_len : c->msg.len;
+        c->held = NULL;
         wsd_live.in_msgs++;
-        wsd_live.in_bytes += c->msg.len;
-        c->handler->on_message(c, c->msg_opcode, wsd_buf_head(&c->msg), c->msg.len,
-                               c->userdata);
+        wsd_live.in_bytes += len;
+        c->handler->on_message(c, c->msg_opcode, data, len, c->userdata);
         wsd_buf_reset(&c->msg, IN_BUF_SIZE);
         break;
     case WSD_WS_EV_PING:
@@ -310,8 +344,7 @@ static void handle_event(struct wsd_conn *c, const struct wsd_ws_event *ev)
     }
 }
 
-/* Run the receive rules over n bytes at buf. */
-void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
+static void process_frames(struct wsd_conn *c, uint8_t *buf, size_t n)
 {
     size_t off = 0;
     while (c->state == ST_OPEN || c->state == ST_CLOSING) {
@@ -319,18 +352,32 @@ void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
         int r = wsd_ws_reader_feed(&c->reader, buf + off, n - off, &ev);
         if (r < 0) {
             fail(c, (uint16_t)wsd_proto_error_code(r));
-            return;
+            break;
         }
         off += (size_t)r;
         if (ev.type == WSD_WS_EV_NONE)
-            return;
+            break;
         handle_event(c, &ev);
     }
+    if (keep_held(c) < 0) /* buf is reused by the next read */
+        fail(c, WSD_CLOSE_INTERNAL_ERROR);
+}
+
+/* Run the receive rules over n bytes at buf, answering every message in them in one batch. */
+void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
+{
+    bool was_batch = c->batch;
+    c->batch = true;
+    process_frames(c, buf, n);
+    c->batch = was_batch;
+    if (!was_batch && c->out.len > 0 && !c->out_blocked && c->state != ST_DONE)
+        wsd_conn_io_writable(c);
+    wsd_conn_io_update_epoll(c);
 }
 
 void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in)
 {
-    ssize_t n = conn_recv(c, in, IN_BUF_SIZE);
+    ssize_t n = conn_recv(c, in, READ_SIZE);
     if (n < 0) {
         if (n != -EAGAIN)
             wsd_conn_io_abort(c);
@@ -355,6 +402,7 @@ void wsd_conn_io_writable(struct wsd_conn *c)
         }
         wsd_buf_consume(&c->out, (size_t)w);
     }
+    c->out_blocked = c->out.len > 0;
     if (c->out.len == 0)
         wsd_buf_reset(&c->out, IN_BUF_SIZE);
 }

@@ -17,7 +17,10 @@
 #include "proto/deflate.h"
 #include "proto/ws_reader.h"
 
-#define IN_BUF_SIZE 65536
+#define IN_BUF_SIZE 65536 /* buffers that grew past this are freed when they empty */
+/* One read takes up to this much: a few 64 KiB messages whole, handed to the handler from
+ * where they were read. Its pages are touched only by connections that send that much. */
+#define READ_SIZE (256 * 1024)
 #define OUT_PAUSE_MIN (1u << 20) /* stop reading while this much (or 2 messages) is unsent */
 #define LOG_PATH_MAX 256
 
@@ -45,18 +48,26 @@ struct wsd_conn {
     enum conn_state state;
     struct wsd_ws_reader reader;
     struct wsd_buf msg; /* the message being reassembled */
+    const uint8_t *held; /* its first piece, still in the read buffer (conn_io.c keep_held) */
+    size_t held_len;
     uint8_t msg_opcode;
     bool pmd;                   /* permessage-deflate agreed */
     struct wsd_deflate deflate; /* its zlib state, allocated on first use */
     struct wsd_buf zout;        /* a compressed outgoing message */
     uint32_t msg_utf8;          /* UTF-8 state of an inflated text message */
-    struct wsd_buf out;         /* bytes the socket has not taken yet */
+    struct wsd_buf out;         /* bytes the socket has not taken yet, or a batch gathered */
+    bool out_blocked;           /* the socket took less than offered: wait for EPOLLOUT */
     size_t out_pause;
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
     bool input_paused; /* the handler's backpressure */
     bool batch;        /* the handler is queueing several messages: write them at the end */
     bool end_told;     /* on_end has run */
+    bool last;         /* the worker exits after this connection */
+    /* A termination came and the worker will exit: once our close frame is out, what is left
+     * (the client's close, the TCP close, the exit's teardown) is work nobody waits for, so
+     * it runs at SCHED_IDLE and the next termination's request and close frame go first. */
+    bool yield_when_sent;
     const struct wsd_conn_handler *handler;
     void *userdata;
     struct wsd_conn_result res;
@@ -71,8 +82,9 @@ struct wsd_conn {
  * -EAGAIN, or -errno. Through TLS a call after -EAGAIN must offer at least the same bytes. */
 ssize_t wsd_conn_io_send_raw(struct wsd_conn *c, const void *buf, size_t n);
 
-/* Write iov (n <= 2 pieces) as the socket takes it; the rest is buffered and written when the
- * socket is writable. Returns 0, -EPIPE (the connection died) or -ENOMEM. */
+/* Write iov (n <= 2 pieces) as the socket takes it (gathered first inside a batch); the rest
+ * is buffered and written when the socket is writable. Returns 0, -EPIPE (the connection
+ * died) or -ENOMEM. */
 int wsd_conn_io_send_iov(struct wsd_conn *c, struct iovec *iov, int n);
 
 /* Send one unfragmented frame. Same returns as wsd_conn_io_send_iov. */
@@ -91,7 +103,7 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c);
 /* Run the receive rules over n bytes at buf (bytes that came with the handoff). */
 void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n);
 
-/* The socket is readable: read into in (IN_BUF_SIZE bytes) and process what came. */
+/* The socket is readable: read into in (READ_SIZE bytes) and process what came. */
 void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in);
 
 /* The socket is writable: write what is buffered. */

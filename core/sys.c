@@ -73,6 +73,12 @@ int wsd_sys_close_range(unsigned first, unsigned flags)
     return 0;
 }
 
+int wsd_sys_sched_idle(void)
+{
+    struct sched_param sp = {.sched_priority = 0};
+    return sched_setscheduler(0, SCHED_IDLE, &sp) < 0 ? -errno : 0;
+}
+
 int wsd_close(int fd)
 {
     if (fd >= 0) {

@@ -41,6 +41,11 @@ int wsd_close(int fd);
 void *wsd_sys_alloc_unforked(size_t size);
 void wsd_sys_free_unforked(void *p, size_t size);
 
+/* Move the calling process to SCHED_IDLE: it then runs only when nothing else wants its CPU,
+ * and any task that wakes there preempts it at once. For work nobody waits for, such as a
+ * terminated worker's teardown. Without CAP_SYS_NICE there is no way back. */
+int wsd_sys_sched_idle(void);
+
 /* Monotonic time in nanoseconds and milliseconds. */
 uint64_t wsd_now_ns(void);
 uint64_t wsd_now_ms(void);

@@ -210,11 +210,14 @@ static void cmd_kill(struct supervisor *s, struct wsd_buf *b, char *args, bool b
         return;
     }
     uint32_t n = 0;
-    for (uint32_t i = 0; i < s->pool.cap; i++) {
+    /* An id names one connection: stop there (the answer, and the worker's turn on the CPU,
+     * wait for this loop). */
+    for (uint32_t i = 0; i < s->pool.cap && (by_peer || n == 0); i++) {
         struct wsd_worker *w = &s->pool.slots[i];
+        if (w->state != WSD_WORKER_BUSY || (!by_peer && w->conn_id != id))
+            continue;
         struct wsd_ip wip = wsd_ip_from_sockaddr(&w->peer);
-        if (w->state != WSD_WORKER_BUSY ||
-            (by_peer ? !wsd_ip_equal(&wip, &ip) : w->conn_id != id))
+        if (by_peer && !wsd_ip_equal(&wip, &ip))
             continue;
         if (wsd_terminate(s, w, WSD_CAUSE_OPERATOR, code, reason, force) == 0)
             n++;
@@ -312,6 +315,8 @@ static bool peer_allowed(int fd, char *why, size_t cap)
     return false;
 }
 
+static void handle_client(struct supervisor *s, struct control_client *c);
+
 static void handle_accept(struct supervisor *s)
 {
     struct wsd_control *ctl = s->control;
@@ -335,6 +340,8 @@ static void handle_accept(struct supervisor *s)
         if (wsd_supervisor_watch(s, fd, WSD_TAG_CONTROL_CLIENT, (uint32_t)slot,
                                  EPOLLIN | EPOLLOUT | EPOLLET) < 0)
             client_close(&ctl->clients[slot]);
+        else /* a client writes its line right after connect: answer without another wait */
+            handle_client(s, &ctl->clients[slot]);
     }
 }
 

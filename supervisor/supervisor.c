@@ -193,24 +193,35 @@ static void watch_dispatch(struct supervisor *s)
         s->dispatch_watched = want;
 }
 
-/* Keep WSD_POOL_MIN idle workers, and at least one while connections wait in the queue. */
-static void pool_replenish(struct supervisor *s)
+/* Keep WSD_POOL_MIN idle workers, and at least one while connections wait in the queue. One
+ * spawn per turn of the loop (each waits for the template's clone), so a kill request or a
+ * signal that arrives meanwhile waits for one spawn, not for a whole refill. Returns true if
+ * more are due: the loop then only polls for events before the next. */
+static bool pool_replenish(struct supervisor *s)
 {
     if (s->stopping || wsd_now_ms() < s->spawn_blocked_until_ms)
-        return;
+        return false;
     /* Draining after an upgrade: no pool, only a worker for a handshake still queued. */
     uint64_t want = s->draining ? 0 : s->cfg->pool_min;
-    while (s->pool.idle < want || (s->pool.idle == 0 && wsd_supervisor_dispatch_pending())) {
-        int r = worker_spawn(s);
-        if (r == -ENOSPC)
-            return;
-        if (r < 0) {
-            wsd_log_warn(r, "clone() failed while spawning a worker, retrying in %d ms",
-                         TICK_MS);
-            s->spawn_blocked_until_ms = wsd_now_ms() + TICK_MS;
-            return;
-        }
+    if (s->pool.idle >= want && (s->pool.idle > 0 || !wsd_supervisor_dispatch_pending()))
+        return false;
+    int r = worker_spawn(s);
+    if (r == -ENOSPC)
+        return false;
+    if (r < 0) {
+        wsd_log_warn(r, "clone() failed while spawning a worker, retrying in %d ms", TICK_MS);
+        s->spawn_blocked_until_ms = wsd_now_ms() + TICK_MS;
+        return false;
     }
+    return s->pool.idle < want;
+}
+
+/* wsctl's requests first: a kill's signal must not wait behind the reaping and the reports
+ * of the workers that earlier ones ended. */
+static bool is_control(uint64_t data)
+{
+    enum wsd_tag tag = (enum wsd_tag)(data >> 32);
+    return tag == WSD_TAG_CONTROL || tag == WSD_TAG_CONTROL_CLIENT;
 }
 
 static void handle_report(struct supervisor *s, struct wsd_worker *w, const struct wsd_report *m)
@@ -797,23 +808,25 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     if (r < 0)
         wsd_log_error(r, "clone3() failed while starting the worker template, retrying");
     wsd_metrics_child_start(&s);
-    pool_replenish(&s);
+    bool spawn_more = pool_replenish(&s);
     watch_dispatch(&s);
     while (!finished(&s)) {
         wsd_acceptor_flush(&s);
         struct epoll_event evs[64];
-        int n = epoll_wait(s.ep, evs, 64, -1);
+        int n = epoll_wait(s.ep, evs, 64, spawn_more ? 0 : -1);
         if (n < 0 && errno != EINTR) {
             wsd_log_error(errno, "epoll_wait() failed in the supervisor loop");
             wsd_supervisor_begin_stop(&s, "error");
         }
-        for (int i = 0; i < n; i++)
-            handle_event(&s, evs[i].data.u64, evs[i].events);
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < n; i++)
+                if (is_control(evs[i].data.u64) == (pass == 0))
+                    handle_event(&s, evs[i].data.u64, evs[i].events);
         if (s.exit_status != WSD_EXIT_OK)
             wsd_supervisor_begin_stop(&s, "fatal error");
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch();
-        pool_replenish(&s);
+        spawn_more = pool_replenish(&s);
         watch_dispatch(&s);
         if (s.draining && !s.stopping && s.acceptor_pidfd < 0 && s.pool.busy == 0 &&
             !wsd_supervisor_dispatch_pending())

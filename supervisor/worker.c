@@ -135,7 +135,8 @@ static void on_open(uint64_t conn_id, const char *path, void *userdata)
     report(userdata, &r);
 }
 
-static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload, size_t cap)
+static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *payload, size_t cap,
+                 bool last)
 {
     const struct wsd_config *cfg = w->args->cfg;
     report_busy(w, h, payload);
@@ -153,6 +154,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .on_verdict = on_verdict,
         .userdata = w,
         .ignore_term = stubborn,
+        .last = last,
         .tls = w->args->tls,
     };
     struct wsd_conn_result res;
@@ -232,7 +234,7 @@ void wsd_worker_main(void *args)
             _exit(WSD_EXIT_FAILURE);
         }
         (void)watch_queue(&w, false);
-        r = serve(&w, fd, &h, payload, cap);
+        r = serve(&w, fd, &h, payload, cap, served + 1 == cfg->worker_reuse);
         if (r != 0)
             _exit(r < 0 ? WSD_EXIT_FAILURE : WSD_EXIT_OK);
     }

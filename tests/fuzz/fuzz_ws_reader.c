@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the frame decoder with UTF-8 and reassembly (proto/ws_reader.c), driven
- * as core/conn.c drives it: events until one ends the stream, messages reassembled, and
+ * as core/conn_io.c drives it: events until one ends the stream, messages reassembled, and
  * compressed messages inflated (proto/deflate.c) with the inflated text checked. The input
  * is fed whole and again in pieces the input chooses; both runs must end the same way, with
  * the same close code. */
@@ -122,7 +122,7 @@ static int run_all(struct run *r, const uint8_t *cfg, const uint8_t *data, size_
     memset(r, 0, sizeof(*r));
     wsd_ws_reader_init(&r->reader, MAX_MESSAGE, cfg[1] % 8 == 0 ? 0 : cfg[1] % 16, true,
                        cfg[0] & 1);
-    /* as core/conn.c does: the wire size of a compressed message may exceed the limit a bit */
+    /* as core/conn_io.c does: the wire size of a compressed message may exceed the limit a bit */
     r->reader.max_compressed = MAX_MESSAGE + MAX_MESSAGE / 8 + 1024;
     wsd_deflate_init(&r->deflate, &p);
     size_t pos = 0, c = 0;

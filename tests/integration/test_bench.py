@@ -79,7 +79,7 @@ def kill_mode():
     with Wsd(env={"WSD_MAX_CONNS_PER_IP": "0"}) as w:
         ctl = os.path.join(w.tmp, "ctl.sock")
         rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 20, "--control", ctl,
-                                    "--code", 4001)
+                                    "--code", 4001, "--settle", 0.2)
         expect_clean_run(rc, res, out, err, "kill")
         check(res["count"] == 20 and res["lat_us"]["count"] == 20 and res["unmapped"] == 0,
               f"not every connection was killed and timed: {res}")

@@ -266,6 +266,28 @@ def raw_split_writes():
         c.expect_close(1000, reply=False)
 
 
+@case("raw: small and large messages and a ping in one write come back in order, pong in place")
+def raw_one_write_mixed():
+    # The answers to one read leave together (small frames gathered, a large one written with
+    # what was gathered before it): order and content must not change.
+    with srv().raw() as c:
+        c.handshake()
+        big, mid = bytes_of(100000, 7), text_of(20000)
+        msgs = [(OP_TEXT, b"a")] + [(OP_BINARY, bytes_of(i, i)) for i in range(1, 60)] + \
+            [(OP_BINARY, big), (OP_TEXT, b"b"), (OP_TEXT, mid.encode())]
+        out = frame(OP_TEXT, b"a") + frame(OP_PING, b"p")
+        for op, data in msgs[1:]:
+            out += frame(op, data)
+        c.send(out)
+        for i, (op, data) in enumerate(msgs):
+            got_op, got, pongs = c.recv_message()
+            check(pongs == ([b"p"] if i == 1 else []), f"message {i}: pongs before it {pongs!r}")
+            check((got_op, got) == (op, data), f"message {i}: got op {got_op}, {len(got)} bytes; "
+                                               f"want op {op}, {len(data)} bytes")
+        c.send_frame(OP_CLOSE, close_payload(1000))
+        c.expect_close(1000, reply=False)
+
+
 # ---- closing handshake
 
 

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsdtest import (OP_CLOSE, OP_TEXT, SLOW, Wsd, case, check, close_payload, expect_status,  # noqa: E402
                      kv, proc_status, run, upgrade_request, wait_until, ws_connect, recv_within,
-                     expect_server_close, local_port, WSD_BIN)
+                     expect_server_close, local_port, pid_gone, WSD_BIN)
 
 TOKEN = "metrics-test-token-0123456789"
 WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
@@ -394,9 +394,12 @@ async def token_wiped():
     with Wsd(env=dict(BASE, WSD_ADMIN_TOKEN=TOKEN)) as w:
         async with ws_connect(w, "/t") as c:
             cid = int(w.open_line(local_port(c))["conn"])
+            killed = w.worker_of(local_port(c))
             st, _, _ = await asyncio.to_thread(kill_form, w, cid, headers=bearer())
             check(st == 200, st)
             await expect_server_close(c)
+        # the killed worker's teardown runs at SCHED_IDLE: it may outlive the connection a bit
+        await asyncio.to_thread(wait_until, lambda: pid_gone(killed), 10, "the killed worker's exit")
         async with ws_connect(w, "/t2"):
             # a worker just cloned is still called "wsd" until it names itself
             kids = await asyncio.to_thread(wait_until, lambda: (lambda k: k if "wsd" not in

@@ -17,27 +17,12 @@ import subprocess
 import sys
 import time
 
-from wsdtest import (OP_BINARY, OP_CLOSE, OP_TEXT, SLOW, WSD_BIN, Closed, Fail, RawWs, Skip,
-                     Wsd, await_until, case, check, echo_once, expect_server_close, frame,
-                     kv, local_port, pid_alive, pid_gone, recv_within, run, upgrade_request,
-                     wait_until, ws_connect)
+from wsdtest import (OP_BINARY, OP_CLOSE, OP_TEXT, SLOW, WSCTL, WSD_BIN, Closed, Fail, RawWs,
+                     Skip, Wsd, await_until, case, check, conn_id, echo_once,
+                     expect_server_close, frame, kv, local_port, pid_alive, pid_gone,
+                     recv_within, run, upgrade_request, wait_until, ws_connect, wsctl)
 
-WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def wsctl(w, *args, user=None):
-    """Run wsctl against w's control socket: (exit status, stdout, stderr)."""
-    cmd = [WSCTL, "-s", w.env_over.get("WSD_CONTROL_SOCKET") or os.path.join(w.tmp, "ctl.sock")]
-    cmd += [a if isinstance(a, (str, bytes)) else str(a) for a in args]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
-    p = subprocess.run(cmd, capture_output=True, timeout=10 * SLOW)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-
-
-def conn_id(w, port):
-    return int(w.open_line(port)["conn"])
 
 
 def terminated_line(w, cid, timeout=5):

@@ -782,6 +782,28 @@ def local_port(ws):
     return ws.local_address[1]
 
 
+# --------------------------------------------------------------------------------------------
+# wsctl
+
+
+WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
+
+
+def wsctl(w, *args, user=None):
+    """Run wsctl against w's control socket: (exit status, stdout, stderr)."""
+    cmd = [WSCTL, "-s", w.env_over.get("WSD_CONTROL_SOCKET") or os.path.join(w.tmp, "ctl.sock")]
+    cmd += [a if isinstance(a, (str, bytes)) else str(a) for a in args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+    p = subprocess.run(cmd, capture_output=True, timeout=10 * SLOW)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def conn_id(w, port):
+    """wsd's id of the connection whose client port is port, from its `open` log line."""
+    return int(w.open_line(port)["conn"])
+
+
 async def recv_within(ws, timeout=5):
     return await asyncio.wait_for(ws.recv(), timeout * SLOW)
 

@@ -412,7 +412,7 @@ static void test_inflate_window_wider_than_agreed(void **state)
     wsd_deflate_done(&enc);
 }
 
-/* A sink that checks UTF-8 like core/conn.c's does for a text message. */
+/* A sink that checks UTF-8 like core/conn_io.c's does for a text message. */
 struct text_sink {
     uint32_t utf8;
     size_t len;
