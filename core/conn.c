@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The worker's side of one WebSocket connection: its life cycle. Set-up, the 101 (after the
- * TLS front for wss://, core/tls_accept.c), the epoll loop over the socket, a signalfd and
- * two timerfds, the heartbeat, terminations, and the end. What flows once it is open (bytes,
- * frames, messages) is core/conn_io.c's. */
+ * TLS front for wss://, core/tls_accept.c), the epoll loop over the socket and a signalfd
+ * (timing out at the close and heartbeat deadlines), the heartbeat, terminations, and the
+ * end. What flows once it is open (bytes, frames, messages) is core/conn_io.c's. */
 #include "core/conn.h"
 
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +15,6 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -48,6 +45,7 @@ int wsd_conn_watch(struct wsd_conn *c, int fd, uint32_t tag, uint32_t events)
         return 0;
     }
     struct epoll_event ev = {.events = events, .data.u32 = EV_HANDLER + tag};
+    c->loop->foreign = true;
     if (epoll_ctl(c->ep, EPOLL_CTL_MOD, fd, &ev) == 0)
         return 0;
     if (errno == ENOENT && epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) == 0)
@@ -104,30 +102,22 @@ static void handle_signal(struct wsd_conn *c)
         c->state = ST_DONE; /* a second termination while closing: stop waiting */
 }
 
-/* One timer for both heartbeat duties: the next ping, and the moment the client has been
+/* One deadline for both heartbeat duties: the next ping, and the moment the client has been
  * silent for interval + timeout (RFC 6455 5.5.2 ping, then our verdict). */
 static void arm_heartbeat(struct wsd_conn *c)
 {
     uint64_t interval = c->cfg->ping_interval_ms;
     if (interval == 0)
         return;
-    uint64_t now = wsd_now_ms();
     uint64_t wake = c->next_ping_ms;
     uint64_t dead_at = wsd_live.last_rx_ms + interval + c->cfg->ping_timeout_ms;
     if (!c->verdict_sent && dead_at < wake)
         wake = dead_at;
-    struct itimerspec its = {0};
-    uint64_t ms = wake > now ? wake - now : 1;
-    its.it_value.tv_sec = (time_t)(ms / 1000);
-    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
-    (void)timerfd_settime(c->hb_fd, 0, &its, NULL);
+    c->hb_wake_ms = wake;
 }
 
-static void handle_heartbeat(struct wsd_conn *c)
+static void handle_heartbeat(struct wsd_conn *c, uint64_t now)
 {
-    uint64_t expirations;
-    (void)!read(c->hb_fd, &expirations, sizeof(expirations));
-    uint64_t now = wsd_now_ms();
     wsd_live.loop_ms = now;
     if (!c->verdict_sent &&
         now >= wsd_live.last_rx_ms + c->cfg->ping_interval_ms + c->cfg->ping_timeout_ms) {
@@ -210,32 +200,58 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p, uin
     return wsd_conn_io_send_iov(c, &iov, 1);
 }
 
+void wsd_conn_loop_done(struct wsd_conn_loop *l)
+{
+    l->ep = wsd_close(l->ep);
+    l->foreign = false;
+}
+
+/* The worker's set, made with the signalfd in it on first use (or after a handler left fds of
+ * its own in it), then the socket added. The socket leaves the set by itself when closed. */
 static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
-    c->ep = epoll_create1(EPOLL_CLOEXEC);
-    c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    c->hb_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (c->ep < 0 || c->timer_fd < 0 || c->hb_fd < 0)
-        return -errno;
+    struct wsd_conn_loop *l = p->loop;
+    if (l->foreign)
+        wsd_conn_loop_done(l);
+    if (l->ep < 0) {
+        l->ep = epoll_create1(EPOLL_CLOEXEC);
+        if (l->ep < 0)
+            return -errno;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = EV_SIGNAL};
+        if (!p->ignore_term && epoll_ctl(l->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0) {
+            int r = -errno;
+            wsd_conn_loop_done(l);
+            return r;
+        }
+    }
+    c->loop = l;
+    c->ep = l->ep;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = EV_SOCKET};
     c->ep_events = ev.events;
     if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return -errno;
-    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_SIGNAL};
-    if (!p->ignore_term && epoll_ctl(c->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0)
-        return -errno;
-    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_TIMER};
-    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->timer_fd, &ev) < 0)
-        return -errno;
-    ev = (struct epoll_event){.events = EPOLLIN, .data.u32 = EV_HEARTBEAT};
-    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, c->hb_fd, &ev) < 0)
-        return -errno;
     return 0;
+}
+
+static void log_open(const struct wsd_conn *c)
+{
+    if (!wsd_log_enabled(WSD_LOG_INFO))
+        return;
+    const struct wsd_log_field f[] = {
+        WSD_LOG_NUM("conn", c->id),
+        WSD_LOG_NUM("pid", (uint64_t)getpid()),
+        WSD_LOG_STR("peer", c->peer),
+        WSD_LOG_STR("path", c->path),
+        WSD_LOG_STR("tls", "yes"), /* last: left out for ws:// */
+    };
+    wsd_log_event(WSD_LOG_INFO, "open", f, sizeof(f) / sizeof(f[0]) - (c->tls ? 0 : 1));
 }
 
 static void log_close(const struct wsd_conn *c)
 {
     static const char *const by[] = {"client", "server", "abnormal"};
+    if (!wsd_log_enabled(WSD_LOG_INFO))
+        return; /* not even getpid() for a line nobody reads */
     const struct wsd_log_field f[] = {
         WSD_LOG_NUM("conn", c->id),
         WSD_LOG_NUM("pid", (uint64_t)getpid()),
@@ -252,12 +268,54 @@ static void log_close(const struct wsd_conn *c)
     wsd_log_event(WSD_LOG_INFO, "close", f, sizeof(f) / sizeof(f[0]));
 }
 
+/* Whichever deadline has passed: the close handshake's ends the connection (returns false),
+ * the heartbeat's runs it. Then *timeout (ms, -1 = none) shrinks to the next one. */
+static bool run_deadlines(struct wsd_conn *c, int *timeout)
+{
+    if (!c->close_deadline_ms && !c->hb_wake_ms)
+        return true;
+    uint64_t now = wsd_now_ms();
+    if (c->close_deadline_ms && now >= c->close_deadline_ms) {
+        c->state = ST_DONE; /* the client never finished the close handshake */
+        return false;
+    }
+    if (c->hb_wake_ms && now >= c->hb_wake_ms) {
+        handle_heartbeat(c, now);
+        if (c->state == ST_DONE)
+            return false; /* the ping could not be sent */
+    }
+    uint64_t next = c->hb_wake_ms;
+    if (c->close_deadline_ms && (!next || c->close_deadline_ms < next))
+        next = c->close_deadline_ms;
+    uint64_t left = next > now ? next - now : 0;
+    if (next && (*timeout < 0 || left < (uint64_t)*timeout))
+        *timeout = (int)left;
+    return true;
+}
+
+/* The client started the close handshake and our answer is out. If it sent nothing after its
+ * close frame (RFC 6455 5.5.1: it must not), TCP can be closed now rather than after its FIN:
+ * a wakeup less per connection. Its bytes after our close() would draw a RST, but only after
+ * our close frame and FIN, which its stack has then taken (a reader sees them, then EOF).
+ * Bytes still unread now would turn close() itself into a RST that can overtake the close
+ * frame: with any, the half-close and the drain go on. Plain TCP only: TLS has close_notify. */
+static bool close_now(struct wsd_conn *c, uint8_t *in)
+{
+    if (c->tls || c->res.closed_by != WSD_CLOSED_BY_CLIENT)
+        return false;
+    return recv(c->fd, in, READ_SIZE, MSG_DONTWAIT) <= 0; /* nothing, EOF, or dead already */
+}
+
 static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
         if (c->yield_when_sent && c->out.len == 0) {
             c->yield_when_sent = false;
             (void)wsd_sys_sched_idle();
+        }
+        if (c->state == ST_FINISHING && c->out.len == 0 && close_now(c, in)) {
+            c->state = ST_DONE;
+            break;
         }
         if (c->state == ST_FINISHING && c->out.len == 0) {
             if (c->tls)
@@ -271,6 +329,8 @@ static void run(struct wsd_conn *c, uint8_t *in)
                 c->handler->on_end(c, c->userdata);
         }
         int timeout = c->handler->on_loop ? c->handler->on_loop(c, c->userdata) : -1;
+        if (!run_deadlines(c, &timeout))
+            break;
         wsd_conn_io_update_epoll(c);
         /* wolfSSL may hold records it read but not yet handed out: epoll cannot see those. */
         bool pending = c->tls && (c->ep_events & EPOLLIN) && wsd_tls_has_pending(c->tls);
@@ -291,12 +351,6 @@ static void run(struct wsd_conn *c, uint8_t *in)
                 break;
             case EV_SIGNAL:
                 handle_signal(c);
-                break;
-            case EV_TIMER:
-                c->state = ST_DONE; /* the client never finished the close handshake */
-                break;
-            case EV_HEARTBEAT:
-                handle_heartbeat(c);
                 break;
             default:
                 c->handler->on_fd(c, evs[i].data.u32 - EV_HANDLER, evs[i].events, c->userdata);
@@ -354,8 +408,6 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         .cfg = p->cfg,
         .fd = p->fd,
         .sig_fd = p->sig_fd,
-        .timer_fd = -1,
-        .hb_fd = -1,
         .ep = -1,
         .handler = p->handler,
         .on_verdict = p->on_verdict,
@@ -379,10 +431,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     c.next_ping_ms = c.start_ms + p->cfg->ping_interval_ms;
     wsd_ws_reader_init(&c.reader, p->cfg->max_message, (uint32_t)p->cfg->max_fragments, true,
                        false);
-    /* Frames are written whole: Nagle would hold the tail of each one (a TLS record larger
-     * than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
-    int one = 1;
-    (void)setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY comes from the listening socket (supervisor.c): frames are written whole. */
     uint32_t request = p->handoff->request_len, extra = p->handoff->extra_len;
     int r = 0;
     if (p->handoff->flags & WSD_HANDOFF_TLS)
@@ -404,15 +453,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
         wsd_log_error(r, "setting up conn=%" PRIu64 " peer=%s failed", c.id, c.peer);
         goto out;
     }
-    const struct wsd_log_field opened[] = {
-        WSD_LOG_NUM("conn", c.id),
-        WSD_LOG_NUM("pid", (uint64_t)getpid()),
-        WSD_LOG_STR("peer", c.peer),
-        WSD_LOG_STR("path", c.path),
-        WSD_LOG_STR("tls", "yes"), /* last: left out for ws:// */
-    };
-    wsd_log_event(WSD_LOG_INFO, "open", opened,
-                  sizeof(opened) / sizeof(opened[0]) - (c.tls ? 0 : 1));
+    log_open(&c);
     if (p->on_open)
         p->on_open(c.id, c.path, p->userdata);
     if (c.handler->on_open)
@@ -436,10 +477,12 @@ out:
         wsd_tls_shutdown(c.tls); /* every close ends with close_notify (a no-op if sent) */
         c.tls = wsd_tls_free(c.tls);
     }
+    /* Out of the kept set before the close: the acceptor may not have closed its copy of the
+     * socket yet, and a set keeps watching a socket until every copy is closed. (A last
+     * connection's set goes with the worker.) */
+    if (c.ep >= 0 && !c.last)
+        (void)epoll_ctl(c.ep, EPOLL_CTL_DEL, c.fd, NULL);
     wsd_close(c.fd);
-    wsd_close(c.timer_fd);
-    wsd_close(c.hb_fd);
-    wsd_close(c.ep);
     wsd_buf_done(&c.msg);
     wsd_buf_done(&c.out);
     wsd_buf_done(&c.zout);

@@ -53,10 +53,24 @@ typedef void (*wsd_conn_verdict_cb)(uint64_t conn_id, enum wsd_verdict v, void *
 /* The connection is upgraded (101 queued); path is its request target. */
 typedef void (*wsd_conn_open_cb)(uint64_t conn_id, const char *path, void *userdata);
 
+/* What a worker keeps of the connection loop from one connection to the next
+ * (WSD_WORKER_REUSE): an epoll set that already watches the signalfd, so a connection costs one
+ * epoll_ctl for its socket instead of a new set and its registrations. Owner: the worker. */
+struct wsd_conn_loop {
+    int ep;        /* -1 until the first connection makes it */
+    bool foreign;  /* a handler watched fds of its own in it: made afresh for the next one */
+};
+
+#define WSD_CONN_LOOP_INIT {.ep = -1}
+
+/* Close the set (the worker is leaving). */
+void wsd_conn_loop_done(struct wsd_conn_loop *l);
+
 struct wsd_conn_params {
     const struct wsd_config *cfg;
     int fd;     /* the upgraded socket; wsd_conn_serve closes it */
     int sig_fd; /* signalfd for SIGTERM: a graceful close with 1001 */
+    struct wsd_conn_loop *loop; /* the worker's; the same one for every connection */
     const struct wsd_handoff *handoff;
     uint8_t *payload; /* the request, then bytes that followed it (read and written) */
     size_t payload_cap; /* its size: a wss:// request is read into it through TLS */

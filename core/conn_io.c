@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -74,10 +73,7 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c)
 
 static void arm_timer(struct wsd_conn *c, uint64_t ms)
 {
-    struct itimerspec its = {
-        .it_value = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L},
-    };
-    (void)timerfd_settime(c->timer_fd, 0, &its, NULL);
+    c->close_deadline_ms = wsd_now_ms() + ms;
 }
 
 void wsd_conn_io_abort(struct wsd_conn *c)

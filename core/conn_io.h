@@ -32,11 +32,16 @@ enum conn_state {
     ST_DONE,
 };
 
-enum { EV_SOCKET = 1, EV_SIGNAL, EV_TIMER, EV_HEARTBEAT, EV_HANDLER = 16 /* + a handler's tag */ };
+enum { EV_SOCKET = 1, EV_SIGNAL, EV_HANDLER = 16 /* + a handler's tag */ };
 
 struct wsd_conn {
     const struct wsd_config *cfg;
-    int fd, sig_fd, timer_fd, hb_fd, ep;
+    int fd, sig_fd, ep; /* ep is the worker's (struct wsd_conn_loop), kept across connections */
+    struct wsd_conn_loop *loop;
+    /* Deadlines in CLOCK_MONOTONIC ms, 0 = none: the loop's epoll_wait times out at the
+     * earliest, so they cost no timerfd (and no syscall to arm). */
+    uint64_t close_deadline_ms; /* our close frame or the client's: the handshake must end */
+    uint64_t hb_wake_ms;        /* the next ping or heartbeat verdict is due */
     uint64_t next_ping_ms;
     bool verdict_sent;
     wsd_conn_verdict_cb on_verdict;

@@ -2,7 +2,7 @@
 /* The message that moves a validated connection from the acceptor to a worker over the
  * dispatch socket (AF_UNIX SOCK_SEQPACKET, shared by all idle workers: each message goes to
  * exactly one). It carries the socket (SCM_RIGHTS), the connection id, the peer, the raw upgrade
- * request (the worker re-parses it for what it needs) and any bytes that followed it. */
+ * request (the worker parses it again for its headers) and any bytes that followed it. */
 #ifndef WSD_CORE_HANDOFF_H
 #define WSD_CORE_HANDOFF_H
 
@@ -19,6 +19,8 @@ struct wsd_handoff {
     struct sockaddr_storage peer;
     uint32_t request_len; /* bytes of the upgrade request, first in the payload */
     uint32_t extra_len;   /* bytes received after the request (pipelined frames) */
+    uint32_t target_off;  /* the request-target within the request, as the acceptor parsed */
+    uint32_t target_len;  /* it: the worker reports the path without parsing it again */
 };
 
 /* Send h, its payload (request_len + extra_len bytes) and conn_fd, without blocking.

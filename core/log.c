@@ -122,6 +122,11 @@ void wsd_log_set_format(enum wsd_log_format format)
     log_format = format;
 }
 
+bool wsd_log_enabled(enum wsd_log_level level)
+{
+    return level <= log_threshold;
+}
+
 const char *wsd_log_level_name(enum wsd_log_level level)
 {
     return level_names[level];

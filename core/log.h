@@ -45,6 +45,9 @@ void wsd_log_set_format(enum wsd_log_format format);
 void wsd_log_event(enum wsd_log_level level, const char *event, const struct wsd_log_field *f,
                    size_t n);
 
+/* True if a line at level would be written: skip gathering its fields otherwise. */
+bool wsd_log_enabled(enum wsd_log_level level);
+
 /* The name of a level, as WSD_LOG_LEVEL spells it. */
 const char *wsd_log_level_name(enum wsd_log_level level);
 

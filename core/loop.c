@@ -32,6 +32,7 @@
 #define BUF_COUNT 256 /* power of two (buffer ring rule) */
 #define BUF_SIZE 4096
 #define TICK_MS 100
+#define CTL_BATCH 32 /* supervisor messages taken by one recvmmsg */
 #define LINGER_MS 2000 /* after an error response, read and drop what the client still sends */
 #define NO_CONN UINT32_MAX
 
@@ -43,6 +44,7 @@ enum op {
     OP_SIGNAL,
     OP_TICK,
     OP_CANCEL, /* its own completion carries nothing */
+    OP_CLOSE,  /* nor does a close's (and only a failed one posts any) */
 };
 
 /* user_data: op in the top 8 bits, connection generation in the next 24, slot in the low 32. */
@@ -67,6 +69,7 @@ struct hs_conn {
     uint64_t deadline_ms;
     uint64_t accepted_ns;
     size_t scanned;      /* wsd_http_upgrade._scanned between reads */
+    struct sockaddr_storage peer; /* as accept() saw it: the worker gets it with the socket */
     struct wsd_ip ip;
     bool tls;            /* the worker will run TLS: nothing is read here */
     uint8_t *buf;        /* bytes received so far; NULL until the first */
@@ -220,13 +223,25 @@ static void arm_signal(struct acceptor *a)
     io_uring_sqe_set_data64(sqe, encode(OP_SIGNAL, 0, 0));
 }
 
+/* Close fd with the next submission rather than a syscall of its own: one per connection.
+ * Until then the number stays taken, so no new socket can be mistaken for it. */
+static void close_by_ring(struct acceptor *a, int fd)
+{
+    struct io_uring_sqe *sqe = get_sqe(a);
+    io_uring_prep_close(sqe, fd);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, encode(OP_CLOSE, 0, 0));
+}
+
 static void conn_free(struct acceptor *a, uint32_t slot)
 {
     struct hs_conn *c = &a->conns[slot];
     struct conn_list *l = list_of(a, c);
     if (l)
         list_remove(a, l, slot);
-    c->fd = wsd_close(c->fd);
+    if (c->fd >= 0)
+        close_by_ring(a, c->fd);
+    c->fd = -1;
     free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
@@ -329,23 +344,38 @@ static void ctl_apply(struct acceptor *a, const struct wsd_acceptor_msg *m)
     }
 }
 
-/* Apply every message the supervisor has sent so far. It sends a ban before it ends the IP's
- * connections, so a client that saw its 1008 finds the ban applied at its next handoff. */
+/* Apply every message the supervisor has sent so far, a batch per call (one arrives per
+ * connection ended). It sends a ban before it ends the IP's connections, so a client that saw
+ * its 1008 finds the ban applied at its next handoff. */
 static void ctl_drain(struct acceptor *a)
 {
-    struct wsd_acceptor_msg m;
+    struct wsd_acceptor_msg m[CTL_BATCH];
+    struct iovec iov[CTL_BATCH];
+    struct mmsghdr mh[CTL_BATCH];
     for (;;) {
-        ssize_t n = recv(a->args->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof(m))
-            ctl_apply(a, &m);
-        else if (n > 0 || (n < 0 && errno == EINTR))
-            continue; /* a message of another size is not ours to read */
-        else if (n < 0 && errno == EAGAIN)
+        for (int i = 0; i < CTL_BATCH; i++) {
+            iov[i] = (struct iovec){.iov_base = &m[i], .iov_len = sizeof(m[i])};
+            mh[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int n = recvmmsg(a->args->ctl_fd, mh, CTL_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
             return;
-        else {
+        if (n <= 0) {
             a->stop = true; /* the supervisor is gone: PDEATHSIG will follow, do not wait */
             return;
         }
+        for (int i = 0; i < n; i++) {
+            if (mh[i].msg_len == 0) { /* end of stream: as above (and it repeats to the end) */
+                a->stop = true;
+                return;
+            }
+            if (mh[i].msg_len == sizeof(m[i])) /* a message of another size is not ours */
+                ctl_apply(a, &m[i]);
+        }
+        if (n < CTL_BATCH)
+            return;
     }
 }
 
@@ -354,8 +384,10 @@ static bool ip_banned(const struct wsd_ip_entry *e, uint64_t now_ms)
     return e && e->until_ms > now_ms;
 }
 
-/* Give a validated connection to the worker pool. Returns 0, or an HTTP status to refuse. */
-static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
+/* Give a validated connection to the worker pool; target is the request's (NULL for wss://,
+ * read later through TLS). Returns 0, or an HTTP status to refuse. */
+static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len,
+                         const struct wsd_http_view *target)
 {
     struct hs_conn *c = &a->conns[slot];
     ctl_drain(a);
@@ -370,12 +402,12 @@ static int conn_hand_off(struct acceptor *a, uint32_t slot, size_t request_len)
         .conn_id = a->args->shared->next_conn_id,
         .flags = c->tls ? WSD_HANDOFF_TLS : 0,
         .accepted_ns = c->accepted_ns,
+        .peer = c->peer,
         .request_len = (uint32_t)request_len,
         .extra_len = c->len - (uint32_t)request_len,
+        .target_off = target ? (uint32_t)((const uint8_t *)target->ptr - c->buf) : 0,
+        .target_len = target ? (uint32_t)target->len : 0,
     };
-    socklen_t sl = sizeof(h.peer);
-    if (getpeername(c->fd, (struct sockaddr *)&h.peer, &sl) < 0)
-        return WSD_HTTP_BAD_REQUEST; /* the client already reset the connection */
     int r = wsd_handoff_send(a->args->dispatch_fd, c->fd, &h, c->buf);
     if (r == -EAGAIN)
         return WSD_HTTP_SERVICE_UNAVAILABLE; /* no worker has kept up: the queue is full */
@@ -422,7 +454,7 @@ static bool conn_process(struct acceptor *a, uint32_t slot)
         conn_refuse(a, slot, wsd_proto_error_code(r));
         return true;
     }
-    int status = conn_hand_off(a, slot, (size_t)r);
+    int status = conn_hand_off(a, slot, (size_t)r, &req.target);
     if (status != 0) {
         conn_refuse(a, slot, status);
         return true;
@@ -439,19 +471,23 @@ static void conn_accepted(struct acceptor *a, int fd, uint32_t which)
         wsd_close(fd);
         return;
     }
+    struct sockaddr_storage peer = {0};
+    socklen_t sl = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &sl) < 0) {
+        wsd_close(fd); /* the client already reset the connection */
+        return;
+    }
     uint32_t slot = a->free_head;
     struct hs_conn *c = &a->conns[slot];
     a->free_head = c->next;
     c->fd = fd;
+    c->peer = peer;
     c->tls = which == 1;
     c->state = CONN_READING;
     c->scanned = 0;
     c->accepted_ns = wsd_now_ns();
     c->deadline_ms = c->accepted_ns / 1000000 + a->cfg->handshake_timeout_ms;
-    struct sockaddr_storage ss = {0};
-    socklen_t sl = sizeof(ss);
-    (void)getpeername(c->fd, (struct sockaddr *)&ss, &sl);
-    c->ip = wsd_ip_from_sockaddr(&ss);
+    c->ip = wsd_ip_from_sockaddr(&peer);
     list_push(a, &a->pending, slot);
     if (ip_banned(wsd_iptable_get(&a->per_ip, &c->ip), c->accepted_ns / 1000000)) /* no read */
         conn_refuse(a, slot, WSD_HTTP_TOO_MANY_REQUESTS);
@@ -529,7 +565,7 @@ static void handle_poll(struct acceptor *a, uint32_t slot)
 {
     struct hs_conn *c = &a->conns[slot];
     if (c->state == CONN_READING) {
-        int status = conn_hand_off(a, slot, 0);
+        int status = conn_hand_off(a, slot, 0, NULL);
         if (status != 0) {
             a->args->shared->hs_fail[wsd_hs_fail_index(status)]++;
             wsd_log_info("refused a wss:// connection: status %d, closing", status);
@@ -592,6 +628,7 @@ static void handle_cqe(struct acceptor *a, struct io_uring_cqe *cqe)
         handle_tick(a);
         break;
     case OP_CANCEL:
+    case OP_CLOSE:
         break;
     }
 }

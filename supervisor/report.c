@@ -16,28 +16,42 @@ int wsd_report_send(int fd, const struct wsd_report *r)
     }
 }
 
-int wsd_report_recv(int fd, struct wsd_report *ret, pid_t *ret_pid)
+/* The sender of one received message, or 0 if it is not a whole report with credentials. */
+static pid_t sender_of(const struct mmsghdr *mh)
 {
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(struct ucred))];
-    } control;
-    struct iovec iov = {.iov_base = ret, .iov_len = sizeof(*ret)};
-    struct msghdr msg = {
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-        .msg_control = control.buf,
-        .msg_controllen = sizeof(control.buf),
-    };
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    if (n != (ssize_t)sizeof(*ret) || (msg.msg_flags & MSG_TRUNC) || !cmsg ||
+    const struct msghdr *msg = &mh->msg_hdr;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg);
+    if (mh->msg_len != sizeof(struct wsd_report) || (msg->msg_flags & MSG_TRUNC) || !cmsg ||
         cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_CREDENTIALS)
-        return -EBADMSG;
+        return 0;
     struct ucred cred;
     memcpy(&cred, CMSG_DATA(cmsg), sizeof(cred));
-    *ret_pid = cred.pid;
-    return 0;
+    return cred.pid;
+}
+
+int wsd_report_recv_many(int fd, struct wsd_report *ret, pid_t *ret_pid, int max)
+{
+    union control {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } control[WSD_REPORT_BATCH];
+    struct iovec iov[WSD_REPORT_BATCH];
+    struct mmsghdr mh[WSD_REPORT_BATCH];
+    if (max > WSD_REPORT_BATCH)
+        max = WSD_REPORT_BATCH;
+    for (int i = 0; i < max; i++) {
+        iov[i] = (struct iovec){.iov_base = &ret[i], .iov_len = sizeof(ret[i])};
+        mh[i] = (struct mmsghdr){.msg_hdr = {
+                                     .msg_iov = &iov[i],
+                                     .msg_iovlen = 1,
+                                     .msg_control = control[i].buf,
+                                     .msg_controllen = sizeof(control[i].buf),
+                                 }};
+    }
+    int n = recvmmsg(fd, mh, (unsigned)max, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    for (int i = 0; i < n; i++)
+        ret_pid[i] = sender_of(&mh[i]);
+    return n;
 }

@@ -39,8 +39,12 @@ struct wsd_report {
 /* Send a report (blocking: the supervisor always drains). Returns 0 or -errno. */
 int wsd_report_send(int fd, const struct wsd_report *r);
 
-/* Receive one report without blocking; *ret_pid is the kernel-verified sender. Returns 0,
- * -EAGAIN when none is queued, -EBADMSG for a malformed one, or -errno. */
-int wsd_report_recv(int fd, struct wsd_report *ret, pid_t *ret_pid);
+#define WSD_REPORT_BATCH 32 /* reports taken by one wsd_report_recv_many() at most */
+
+/* Receive up to max (<= WSD_REPORT_BATCH) queued reports in one call, without blocking.
+ * Returns how many arrived, with ret[i] and ret_pid[i] (the kernel-verified sender) filled; a
+ * malformed one has ret_pid[i] == 0. Fewer than max means the queue is empty now. Returns
+ * -EAGAIN when none is queued, or -errno. */
+int wsd_report_recv_many(int fd, struct wsd_report *ret, pid_t *ret_pid, int max);
 
 #endif

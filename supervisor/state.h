@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/iptable.h"
+#include "core/loop.h"
 #include "supervisor/activation.h"
 #include "supervisor/notify.h"
 #include "core/shared.h"
@@ -42,6 +43,7 @@ enum wsd_tag {
 
 /* A keyholder generation: the current one, and older ones still serving their workers. */
 #define WSD_KEYHOLDERS_MAX 16
+#define WSD_ACCEPTOR_QUEUE 64 /* CLOSED notices sent together */
 struct wsd_keyholder {
     int pidfd; /* -1: free slot */
     pid_t pid;
@@ -75,6 +77,7 @@ struct supervisor {
     int keyholder_current; /* index, or -1 */
     uint32_t tls_gen;      /* bumped by every certificate reload */
     bool watching;         /* the event loop exists: keyholder pidfds are watched in it */
+    bool dispatch_watched; /* the dispatch queue is in the epoll set (only while none is idle) */
     struct wsd_shared *shared;
     struct wsd_pool pool;
     uint64_t cookie_seed;
@@ -102,6 +105,9 @@ struct supervisor {
     uint64_t drain_deadline_ms;
     struct wsd_metrics metrics;
     struct wsd_metrics_child metrics_child;
+    /* CLOSED notices not sent to the acceptor yet (acceptor_tell.c) */
+    struct wsd_acceptor_msg acceptor_queue[WSD_ACCEPTOR_QUEUE];
+    uint32_t acceptor_queued;
 };
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
@@ -109,8 +115,11 @@ int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
 /* Send m to the acceptor, if one runs (a restarted one starts from the supervisor's tables).
  * Blocks briefly on a full socket rather than lose it: a lost CLOSED would count a connection
- * as live for ever, a lost BAN would let the IP in. */
+ * as live for ever, a lost BAN would let the IP in. A CLOSED waits in a queue until
+ * wsd_acceptor_flush(), which the loop calls at the end of each turn; any other message sends
+ * the queue first. */
 void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m);
+void wsd_acceptor_flush(struct supervisor *s);
 /* True if a handshake waits in the dispatch queue for a worker. */
 bool wsd_supervisor_dispatch_pending(void);
 

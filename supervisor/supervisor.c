@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -120,6 +122,7 @@ static uint32_t acceptor_seed(struct supervisor *s, struct wsd_acceptor_msg **re
 static void acceptor_start(struct supervisor *s)
 {
     /* Notices queued for a dead acceptor are stale: the new one starts from the seed. */
+    s->acceptor_queued = 0;
     struct wsd_acceptor_msg m;
     while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
         ;
@@ -140,18 +143,6 @@ static void acceptor_start(struct supervisor *s)
     s->acceptor_started_ms = wsd_now_ms();
     s->acceptor_restart_at_ms = 0;
     (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_ACCEPTOR, 0, EPOLLIN);
-}
-
-void wsd_acceptor_tell(struct supervisor *s, const struct wsd_acceptor_msg *m)
-{
-    if (s->acceptor_pidfd < 0)
-        return;
-    int tries = 0;
-    while (send(s->ctl_s, m, sizeof(*m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EAGAIN &&
-           tries++ < 1000) {
-        struct pollfd p = {.fd = s->ctl_s, .events = POLLOUT};
-        (void)poll(&p, 1, 10);
-    }
 }
 
 static int worker_spawn(struct supervisor *s)
@@ -185,6 +176,21 @@ bool wsd_supervisor_dispatch_pending(void)
 {
     struct pollfd p = {.fd = WSD_FD_DISPATCH, .events = POLLIN};
     return poll(&p, 1, 0) == 1;
+}
+
+/* The dispatch queue wakes the supervisor only while no worker is idle: a handshake queued
+ * then needs a spawn. With an idle worker there, that worker takes it, and a wakeup per handoff
+ * would only cost the CPU the handshakes share. Adding it back reports a queue already holding
+ * something (epoll polls the fd at insertion), so nothing queued meanwhile is missed. */
+static void watch_dispatch(struct supervisor *s)
+{
+    bool want = s->pool.idle == 0;
+    if (want == s->dispatch_watched)
+        return;
+    struct epoll_event e = {.events = EPOLLIN | EPOLLET,
+                            .data.u64 = (uint64_t)WSD_TAG_DISPATCH << 32};
+    if (epoll_ctl(s->ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &e) == 0)
+        s->dispatch_watched = want;
 }
 
 /* Keep WSD_POOL_MIN idle workers, and at least one while connections wait in the queue. One
@@ -272,21 +278,27 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
     }
 }
 
+/* Every queued report, a batch per call: a report is one per connection's start and end. */
 static void handle_reports(struct supervisor *s)
 {
-    struct wsd_report m;
-    pid_t pid;
-    int r;
-    while ((r = wsd_report_recv(s->report_r, &m, &pid)) != -EAGAIN) {
-        if (r < 0)
-            continue;
-        struct wsd_worker *w = m.slot < s->pool.cap ? &s->pool.slots[m.slot] : NULL;
-        if (!w || w->state == WSD_WORKER_FREE || w->pid != pid || w->cookie != m.cookie) {
-            wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring", pid);
-            continue;
+    struct wsd_report m[WSD_REPORT_BATCH];
+    pid_t pid[WSD_REPORT_BATCH];
+    int n;
+    do {
+        n = wsd_report_recv_many(s->report_r, m, pid, WSD_REPORT_BATCH);
+        for (int i = 0; i < n; i++) {
+            struct wsd_worker *w = m[i].slot < s->pool.cap ? &s->pool.slots[m[i].slot] : NULL;
+            if (!pid[i])
+                continue; /* not a whole report */
+            if (!w || w->state == WSD_WORKER_FREE || w->pid != pid[i] ||
+                w->cookie != m[i].cookie) {
+                wsd_log_warn(0, "report from pid=%d does not match its worker slot, ignoring",
+                             pid[i]);
+                continue;
+            }
+            handle_report(s, w, &m[i]);
         }
-        handle_report(s, w, &m);
-    }
+    } while (n == WSD_REPORT_BATCH || n == -EINTR);
 }
 
 static void handle_worker_exit(struct supervisor *s, uint32_t slot)
@@ -616,8 +628,6 @@ static int setup_events(struct supervisor *s)
     if (r == 0)
         r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN);
     if (r == 0)
-        r = wsd_supervisor_watch(s, WSD_FD_DISPATCH, WSD_TAG_DISPATCH, 0, EPOLLIN | EPOLLET);
-    if (r == 0)
         r = wsd_supervisor_watch(s, s->tick_fd, WSD_TAG_TICK, 0, EPOLLIN);
     if (r == 0)
         r = wsd_supervisor_watch(s, s->ctl_s, WSD_TAG_ACCEPTOR_CTL, 0, EPOLLIN);
@@ -651,6 +661,16 @@ static int open_listener(struct supervisor *s, const char *addr, const char *sch
     announce_listener(s, fd, scheme, "bound here", ret_addr);
     *ret_fd = fd;
     return 0;
+}
+
+/* Accepted sockets inherit TCP_NODELAY from their listener, so no worker sets it per
+ * connection. Workers write whole frames: Nagle would hold the tail of each one (a TLS record
+ * larger than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
+static void listener_nodelay(int fd)
+{
+    int one = 1;
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        wsd_log_warn(errno, "setsockopt(TCP_NODELAY) failed on a listening socket, ignoring");
 }
 
 /* The listeners: those passed in (socket activation, or the previous generation on SIGUSR2)
@@ -700,6 +720,8 @@ static int setup(struct supervisor *s)
         return r;
     char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
     r = setup_listeners(s, addr, tls_addr);
+    listener_nodelay(s->listen_fd);
+    listener_nodelay(s->tls_listen_fd);
     if (r == 0)
         r = wsd_metrics_child_open(s);
     if (r < 0)
@@ -787,7 +809,9 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         wsd_log_error(r, "clone3() failed while starting the worker template, retrying");
     wsd_metrics_child_start(&s);
     bool spawn_more = pool_replenish(&s);
+    watch_dispatch(&s);
     while (!finished(&s)) {
+        wsd_acceptor_flush(&s);
         struct epoll_event evs[64];
         int n = epoll_wait(s.ep, evs, 64, spawn_more ? 0 : -1);
         if (n < 0 && errno != EINTR) {
@@ -803,6 +827,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         if (s.stopping && s.acceptor_pidfd < 0)
             drain_dispatch();
         spawn_more = pool_replenish(&s);
+        watch_dispatch(&s);
         if (s.draining && !s.stopping && s.acceptor_pidfd < 0 && s.pool.busy == 0 &&
             !wsd_supervisor_dispatch_pending())
             wsd_supervisor_begin_stop(&s, "upgrade: every connection ended");

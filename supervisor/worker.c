@@ -24,7 +24,6 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "core/tls_accept.h"
-#include "proto/http_upgrade.h"
 #include "supervisor/exit.h"
 #include "supervisor/probe.h"
 #include "supervisor/report.h"
@@ -35,7 +34,8 @@
 
 struct worker {
     const struct wsd_worker_args *args;
-    int ep, sig_fd;
+    int ep, sig_fd;             /* ep: idle, waiting on the queue */
+    struct wsd_conn_loop loop;  /* serving: kept from one connection to the next */
 };
 
 static void report(const struct worker *w, struct wsd_report *r)
@@ -87,14 +87,14 @@ static int wait_for_connection(const struct worker *w, struct wsd_handoff *h, ui
     }
 }
 
+/* The path comes from where the acceptor found it in the request: no second parse here. */
 static void report_busy(const struct worker *w, const struct wsd_handoff *h,
                         const uint8_t *payload)
 {
     struct wsd_report r = {.type = WSD_REPORT_BUSY, .conn_id = h->conn_id, .peer = h->peer};
-    struct wsd_http_upgrade req = {0};
-    if (wsd_http_upgrade_parse(&req, payload, h->request_len, h->request_len) > 0) {
-        size_t n = req.target.len < sizeof(r.path) - 1 ? req.target.len : sizeof(r.path) - 1;
-        memcpy(r.path, req.target.ptr, n);
+    if (h->target_off <= h->request_len && h->target_len <= h->request_len - h->target_off) {
+        size_t n = h->target_len < sizeof(r.path) - 1 ? h->target_len : sizeof(r.path) - 1;
+        memcpy(r.path, payload + h->target_off, n);
     }
     report(w, &r);
 }
@@ -144,6 +144,7 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
         .cfg = cfg,
         .fd = fd,
         .sig_fd = w->sig_fd,
+        .loop = &w->loop,
         .handoff = h,
         .payload = payload,
         .payload_cap = cap,
@@ -209,7 +210,7 @@ int wsd_worker_prepare(struct wsd_worker_prep *ret, const struct wsd_config *cfg
 
 void wsd_worker_main(void *args)
 {
-    struct worker w = {.args = args, .ep = -1, .sig_fd = -1};
+    struct worker w = {.args = args, .ep = -1, .sig_fd = -1, .loop = WSD_CONN_LOOP_INIT};
     const struct wsd_config *cfg = w.args->cfg;
     wsd_spawn_clone_init("wsd-worker", w.args->supervisor_pid);
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");

@@ -327,6 +327,17 @@ def raw_close_with_reason():
         c.expect_close(1000, reply=False)
 
 
+@case("raw: the client's close is answered and TCP closed at once, without waiting for its FIN")
+def raw_close_client_keeps_socket():
+    # WSD_CLOSE_TIMEOUT_MS is long: a worker waiting for the client's FIN would log nothing here
+    with Wsd(env={"WSD_CLOSE_TIMEOUT_MS": "60000"}) as w, w.raw() as c:
+        c.handshake()
+        c.send_frame(OP_CLOSE, close_payload(1000))
+        c.expect_close(1000, reply=False)  # its close frame, then a clean EOF (no reset)
+        line = w.close_line(c.local_port, timeout=3)  # while the client still holds its socket
+        check(line.get("code") == "1000" and line.get("by") == "client", f"close line {line}")
+
+
 @case("websockets: SIGTERM to the connection's worker -> close 1001")
 async def worker_sigterm_1001():
     w = srv()

@@ -8,9 +8,10 @@ import asyncio
 import signal
 import time
 
-from wsdtest import (OP_CLOSE, Closed, Shared, Skip, Wsd, await_until, case, check,
-                     close_payload, echo_once, expect_server_close, local_port, pid_gone,
-                     proc_status, recv_within, run, upgrade_request, wait_until, ws_connect)
+from wsdtest import (OP_CLOSE, OP_PING, OP_TEXT, Closed, Shared, Skip, Wsd, await_until, case,
+                     check, close_payload, echo_once, expect_server_close, fd_count, local_port,
+                     pid_gone, proc_status, recv_within, run, upgrade_request, wait_until,
+                     ws_connect)
 
 srv = Shared(env={"WSD_POOL_MIN": "3"})
 
@@ -148,6 +149,33 @@ def churn():
     for i in range(40):
         echo_once(w, f"cycle {i}")
     w.check_clean()
+
+
+@case("WSD_WORKER_REUSE: 30 connections in turn on a few workers, whose fd counts stay put; the "
+      "heartbeat still pings on a reused worker")
+def reuse_workers():
+    with Wsd(env={"WSD_WORKER_REUSE": "1000", "WSD_POOL_MIN": "1",
+                  "WSD_PING_INTERVAL_MS": "300"}) as w:
+        fds = {}
+        for i in range(30):
+            with w.raw() as c:
+                c.handshake(f"/reuse/{i}")
+                c.send_frame(OP_TEXT, f"m{i}".encode())
+                f = c.recv_frame()
+                check((f.opcode, f.payload) == (OP_TEXT, f"m{i}".encode()), f"echo {i}: {f}")
+                port, pid = c.local_port, w.worker_of(c.local_port)
+                c.send_frame(OP_CLOSE, close_payload(1000))
+                c.expect_close(1000, reply=False)
+            w.close_line(port)
+            wait_until(lambda: pid not in w.busy_pids(), 3, f"worker {pid} idle again")
+            fds.setdefault(pid, []).append(fd_count(pid))
+        check(len(fds) <= 3, f"30 connections on {len(fds)} workers with WSD_WORKER_REUSE")
+        for pid, counts in fds.items():
+            check(len(set(counts[1:])) <= 1, f"worker {pid}'s fd counts moved: {counts}")
+        with w.raw() as c:
+            c.handshake("/reuse/ping")
+            f = c.recv_frame(2)
+            check(f.opcode == OP_PING, f"want a heartbeat ping, got {f}")
 
 
 @case("20 clients that vanish with a TCP RST after the upgrade: all workers exit, no leak")
