@@ -112,6 +112,15 @@ struct supervisor {
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
                          uint32_t events);
+/* setup.c: the supervisor's start. The tick paces deadlines, retries and the watchdog. */
+#define WSD_SUPERVISOR_TICK_MS 250
+int wsd_supervisor_check_fd_limit(const struct wsd_config *cfg);
+int wsd_supervisor_setup(struct supervisor *s);
+/* acceptor_proc.c: start the acceptor; reap it, and schedule its restart unless it cannot
+ * accept at all. A crash-looping one restarts at most once per WSD_ACCEPTOR_RESTART_MS. */
+#define WSD_ACCEPTOR_RESTART_MS 1000
+void wsd_acceptor_start(struct supervisor *s);
+void wsd_acceptor_exited(struct supervisor *s);
 void wsd_supervisor_begin_stop(struct supervisor *s, const char *why);
 /* Send m to the acceptor, if one runs (a restarted one starts from the supervisor's tables).
  * Blocks briefly on a full socket rather than lose it: a lost CLOSED would count a connection

@@ -43,106 +43,12 @@
 #include "supervisor/template.h"
 #include "supervisor/worker.h"
 
-#define TICK_MS 250
-#define LISTEN_BACKLOG 4096
-#define RESERVED_FDS 64 /* the supervisor's own fds besides one pidfd per worker */
-#define ACCEPTOR_RESTART_MS 1000 /* a crash-looping acceptor restarts at most this often */
 
 int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_t slot,
                          uint32_t ev)
 {
     struct epoll_event e = {.events = ev, .data.u64 = (uint64_t)tag << 32 | slot};
     return epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
-}
-
-/* What a new acceptor starts from: the supervisor and its view of live connections and bans. */
-struct acceptor_start_args {
-    struct supervisor *s;
-    struct wsd_acceptor_msg *seed;
-    uint32_t nseed;
-};
-
-/* The acceptor's copy of the fds it needs, at 3, 4, 5; everything else closed (the worker
- * pidfds above all: only the supervisor may signal workers). */
-static void acceptor_main(void *arg)
-{
-    const struct acceptor_start_args *sa = arg;
-    struct supervisor *s = sa->s;
-    wsd_spawn_child_init("wsd-acceptor", s->self);
-    wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-acceptor");
-    int from[4] = {s->listen_fd, s->dispatch_w, s->ctl_a, s->tls_listen_fd}, t[4];
-    for (int i = 0; i < 4; i++)
-        t[i] = from[i] < 0 ? -1 : dup(from[i]);
-    for (int i = 0; i < 4; i++)
-        if (from[i] >= 0 && (t[i] < 0 || (t[i] != 3 + i && dup3(t[i], 3 + i, O_CLOEXEC) < 0)))
-            _exit(WSD_EXIT_FAILURE);
-    for (int i = 0; i < 4; i++)
-        if (from[i] < 0) /* no such listener: 3 + i is still whatever the supervisor had there */
-            (void)close(3 + i);
-    (void)wsd_sys_close_range(7, 0);
-    struct wsd_acceptor_args a = {
-        .cfg = s->cfg,
-        .listen_fd = s->listen_fd < 0 ? -1 : 3,
-        .dispatch_fd = 4,
-        .ctl_fd = 5,
-        .tls_listen_fd = s->tls_listen_fd < 0 ? -1 : 6,
-        .shared = s->shared,
-        .seed = sa->seed,
-        .nseed = sa->nseed,
-    };
-    int r = wsd_acceptor_run(&a);
-    _exit(r == 0 ? WSD_EXIT_OK : WSD_EXIT_FATAL);
-}
-
-/* The supervisor's view as messages: LIVE per busy worker, BAN per IP still banned. A restarted
- * acceptor that started empty would let a banned IP in and an IP at its cap open more. The
- * copy is the child's own (clone copies the heap), so the supervisor frees it after the clone. */
-static uint32_t acceptor_seed(struct supervisor *s, struct wsd_acceptor_msg **ret)
-{
-    uint64_t now = wsd_now_ms();
-    uint32_t n = 0, max = s->pool.busy + s->abuse.used;
-    *ret = calloc((size_t)max + 1, sizeof(**ret));
-    if (!*ret)
-        return 0; /* the acceptor starts with empty tables, as it did before seeding */
-    for (uint32_t i = 0; i < s->pool.cap && n < s->pool.busy; i++) {
-        const struct wsd_worker *w = &s->pool.slots[i];
-        if (w->state == WSD_WORKER_BUSY)
-            (*ret)[n++] = (struct wsd_acceptor_msg){.type = WSD_ACCEPTOR_MSG_LIVE,
-                                                    .ip = wsd_ip_from_sockaddr(&w->peer)};
-    }
-    for (uint32_t i = 0; i < s->abuse.cap && n < max; i++) {
-        const struct wsd_ip_entry *e = &s->abuse.entries[i];
-        if (e->until_ms > now && wsd_iptable_get(&s->abuse, &e->ip) == e)
-            (*ret)[n++] = (struct wsd_acceptor_msg){
-                .type = WSD_ACCEPTOR_MSG_BAN, .ip = e->ip, .until_ms = e->until_ms};
-    }
-    return n;
-}
-
-static void acceptor_start(struct supervisor *s)
-{
-    /* Notices queued for a dead acceptor are stale: the new one starts from the seed. */
-    s->acceptor_queued = 0;
-    struct wsd_acceptor_msg m;
-    while (recv(s->ctl_a, &m, sizeof(m), MSG_DONTWAIT) > 0)
-        ;
-    while (recv(s->ctl_s, &m, sizeof(m), MSG_DONTWAIT) > 0)
-        ;
-    struct acceptor_start_args sa = {.s = s};
-    sa.nseed = acceptor_seed(s, &sa.seed);
-    int pidfd;
-    pid_t pid = wsd_spawn_process(acceptor_main, &sa, &pidfd);
-    free(sa.seed);
-    if (pid < 0) {
-        wsd_log_error(pid, "clone3() failed while starting the acceptor, retrying");
-        s->acceptor_restart_at_ms = wsd_now_ms() + ACCEPTOR_RESTART_MS;
-        return;
-    }
-    s->acceptor_pidfd = pidfd;
-    s->acceptor_pid = pid;
-    s->acceptor_started_ms = wsd_now_ms();
-    s->acceptor_restart_at_ms = 0;
-    (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_ACCEPTOR, 0, EPOLLIN);
 }
 
 static int worker_spawn(struct supervisor *s)
@@ -209,8 +115,8 @@ static bool pool_replenish(struct supervisor *s)
     if (r == -ENOSPC)
         return false;
     if (r < 0) {
-        wsd_log_warn(r, "clone() failed while spawning a worker, retrying in %d ms", TICK_MS);
-        s->spawn_blocked_until_ms = wsd_now_ms() + TICK_MS;
+        wsd_log_warn(r, "clone() failed while spawning a worker, retrying in %d ms", WSD_SUPERVISOR_TICK_MS);
+        s->spawn_blocked_until_ms = wsd_now_ms() + WSD_SUPERVISOR_TICK_MS;
         return false;
     }
     return s->pool.idle < want;
@@ -318,39 +224,12 @@ static void handle_worker_exit(struct supervisor *s, uint32_t slot)
         wsd_log_warn(0, "idle worker pid=%d %s", w->pid, how);
         /* Workers dying before taking work means spawning is futile for now: back off. */
         if (++s->idle_failures >= 5) {
-            s->spawn_blocked_until_ms = wsd_now_ms() + ACCEPTOR_RESTART_MS;
+            s->spawn_blocked_until_ms = wsd_now_ms() + WSD_ACCEPTOR_RESTART_MS;
             s->idle_failures = 0;
         }
     }
     w->pidfd = wsd_close(w->pidfd);
     wsd_pool_slot_release(&s->pool, w);
-}
-
-static void handle_acceptor_exit(struct supervisor *s)
-{
-    siginfo_t si;
-    if (s->acceptor_pidfd < 0 || wsd_reap(s->acceptor_pidfd, &si) != 1)
-        return;
-    s->acceptor_pidfd = wsd_close(s->acceptor_pidfd);
-    if (s->stopping)
-        return;
-    if (s->draining) { /* it finished its handshakes: the new generation accepts now */
-        wsd_log_info("upgrade: the acceptor finished its handshakes and left");
-        return;
-    }
-    char how[96];
-    wsd_reap_describe(&si, how, sizeof(how));
-    if (!wsd_reap_is_signaled(&si) && si.si_status == WSD_EXIT_FATAL) {
-        wsd_log_error(0, "acceptor pid=%d %s: cannot accept connections, stopping",
-                      s->acceptor_pid, how);
-        s->exit_status = WSD_EXIT_FAILURE;
-        return;
-    }
-    wsd_log_warn(0, "acceptor pid=%d %s, restarting (the listening socket stayed open)",
-                 s->acceptor_pid, how);
-    uint64_t now = wsd_now_ms();
-    bool crash_loop = now - s->acceptor_started_ms < ACCEPTOR_RESTART_MS;
-    s->acceptor_restart_at_ms = crash_loop ? now + ACCEPTOR_RESTART_MS : now;
 }
 
 /* Shutdown: busy workers close with 1001 through the ladder; idle ones just leave. */
@@ -453,7 +332,7 @@ static void handle_tick(struct supervisor *s)
     }
     if (!s->stopping && s->acceptor_pidfd < 0 && s->acceptor_restart_at_ms &&
         now >= s->acceptor_restart_at_ms)
-        acceptor_start(s);
+        wsd_acceptor_start(s);
     wsd_metrics_child_tick(s, now);
     wsd_terminate_escalate(s, now);
     wsd_notify_watchdog(&s->notify, now);
@@ -492,7 +371,7 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         handle_tick(s);
         break;
     case WSD_TAG_ACCEPTOR:
-        handle_acceptor_exit(s);
+        wsd_acceptor_exited(s);
         break;
     case WSD_TAG_WORKER:
         handle_worker_exit(s, slot);
@@ -518,215 +397,6 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         wsd_upgrade_handle(s, tag);
         break;
     }
-}
-
-/* Fail startup when one pidfd per allowed connection cannot fit in RLIMIT_NOFILE. */
-static int check_fd_limit(const struct wsd_config *cfg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -errno;
-    rlim_t need = cfg->max_conns + cfg->pool_min + RESERVED_FDS;
-    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (rl.rlim_cur < need) {
-        fprintf(stderr,
-                "wsd: invalid WSD_MAX_CONNS=\"%" PRIu64 "\": needs %llu file descriptors with "
-                "WSD_POOL_MIN=%" PRIu64 ", but RLIMIT_NOFILE allows %llu; expected at most %llu\n",
-                cfg->max_conns, (unsigned long long)need, cfg->pool_min,
-                (unsigned long long)rl.rlim_cur,
-                (unsigned long long)(rl.rlim_cur - cfg->pool_min - RESERVED_FDS));
-        return -EMFILE;
-    }
-    return 0;
-}
-
-/* Put fd at exactly target (CLOEXEC), closing the original. */
-static int move_fd(int fd, int target)
-{
-    if (fd == target)
-        return 0;
-    int r = dup3(fd, target, O_CLOEXEC) < 0 ? -errno : 0;
-    wsd_close(fd);
-    return r;
-}
-
-/* The worker-visible fds at 3 and 4 (spawn.h), created before anything else is open. */
-static int setup_channels(struct supervisor *s)
-{
-    int d[2], rp[2], c[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, d) < 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c) < 0)
-        return -errno;
-    /* Lift everything above the fixed slots first, so moving one never clobbers another. */
-    int dr = fcntl(d[0], F_DUPFD_CLOEXEC, 16), rw = fcntl(rp[1], F_DUPFD_CLOEXEC, 16);
-    wsd_close(d[0]);
-    wsd_close(rp[1]);
-    s->dispatch_w = fcntl(d[1], F_DUPFD_CLOEXEC, 16);
-    s->report_r = fcntl(rp[0], F_DUPFD_CLOEXEC, 16);
-    s->ctl_s = fcntl(c[0], F_DUPFD_CLOEXEC, 16);
-    s->ctl_a = fcntl(c[1], F_DUPFD_CLOEXEC, 16);
-    wsd_close(d[1]);
-    wsd_close(rp[0]);
-    wsd_close(c[0]);
-    wsd_close(c[1]);
-    if (dr < 0 || rw < 0 || s->dispatch_w < 0 || s->report_r < 0 || s->ctl_s < 0 || s->ctl_a < 0)
-        return -EMFILE;
-    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int ph = nul < 0 ? -1 : fcntl(nul, F_DUPFD_CLOEXEC, 16);
-    wsd_close(nul);
-    if (ph < 0)
-        return -EMFILE;
-    int r = move_fd(dr, WSD_FD_DISPATCH);
-    if (r == 0)
-        r = move_fd(rw, WSD_FD_REPORT);
-    if (r == 0 && !s->tls) /* with TLS the keyholder's channel is there already (certs.c) */
-        r = move_fd(open("/dev/null", O_RDONLY | O_CLOEXEC), WSD_FD_KEYHOLDER);
-    if (r == 0) /* the worker template's slot (template.c) */
-        r = move_fd(ph, WSD_FD_TEMPLATE);
-    if (r < 0)
-        return r;
-    /* A deep queue: a burst of handshakes waits here while workers are spawned. */
-    int sndbuf = 4 << 20, one = 1;
-    (void)setsockopt(s->dispatch_w, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    /* Connection-ended notices come in bursts under churn (WSD_WORKER_REUSE). */
-    (void)setsockopt(s->ctl_s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    (void)setsockopt(s->ctl_a, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    if (setsockopt(s->report_r, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0)
-        return -errno;
-    return 0;
-}
-
-static int setup_events(struct supervisor *s)
-{
-    /* The watchdog is fed from the tick: tick at least twice per watchdog interval. */
-    long tick_ms = TICK_MS;
-    if (s->notify.watchdog_ms && s->notify.watchdog_ms < (uint64_t)tick_ms)
-        tick_ms = (long)s->notify.watchdog_ms;
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGUSR1);
-    sigaddset(&mask, SIGUSR2);
-    s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    s->ep = epoll_create1(EPOLL_CLOEXEC);
-    s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (s->sig_fd < 0 || s->ep < 0 || s->tick_fd < 0)
-        return -errno;
-    struct itimerspec its = {
-        .it_value = {.tv_nsec = tick_ms * 1000000L},
-        .it_interval = {.tv_nsec = tick_ms * 1000000L},
-    };
-    if (timerfd_settime(s->tick_fd, 0, &its, NULL) < 0)
-        return -errno;
-    int r = wsd_supervisor_watch(s, s->sig_fd, WSD_TAG_SIGNAL, 0, EPOLLIN);
-    if (r == 0)
-        r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN);
-    if (r == 0)
-        r = wsd_supervisor_watch(s, s->tick_fd, WSD_TAG_TICK, 0, EPOLLIN);
-    if (r == 0)
-        r = wsd_supervisor_watch(s, s->ctl_s, WSD_TAG_ACCEPTOR_CTL, 0, EPOLLIN);
-    return r;
-}
-
-/* Log where a listening socket listens; the bound address is returned in ret_addr for the
- * default control socket name. */
-static void announce_listener(struct supervisor *s, int fd, const char *scheme, const char *origin,
-                              char ret_addr[WSD_ADDR_STRLEN])
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    (void)getsockname(fd, (struct sockaddr *)&ss, &sl);
-    wsd_addr_format(&ss, ret_addr);
-    wsd_log_notice("listening on %s://%s/ (pid %d; %s; stop with SIGTERM or Ctrl-C)", scheme,
-                   ret_addr, s->self, origin);
-}
-
-/* Open one listener (an empty address means none). */
-static int open_listener(struct supervisor *s, const char *addr, const char *scheme, int *ret_fd,
-                         char ret_addr[WSD_ADDR_STRLEN])
-{
-    if (!*addr)
-        return 0;
-    int fd = wsd_listen_open(addr, LISTEN_BACKLOG);
-    if (fd < 0) {
-        wsd_log_error(fd, "bind() failed while listening on '%s'", addr);
-        return fd;
-    }
-    announce_listener(s, fd, scheme, "bound here", ret_addr);
-    *ret_fd = fd;
-    return 0;
-}
-
-/* Accepted sockets inherit TCP_NODELAY from their listener, so no worker sets it per
- * connection. Workers write whole frames: Nagle would hold the tail of each one (a TLS record
- * larger than a segment, a close frame) for the client's delayed ACK, about 40 ms. */
-static void listener_nodelay(int fd)
-{
-    int one = 1;
-    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        wsd_log_warn(errno, "setsockopt(TCP_NODELAY) failed on a listening socket, ignoring");
-}
-
-/* The listeners: those passed in (socket activation, or the previous generation on SIGUSR2)
- * replace WSD_LISTEN and WSD_TLS_LISTEN entirely; otherwise bind those. */
-static int setup_listeners(struct supervisor *s, char addr[WSD_ADDR_STRLEN],
-                           char tls_addr[WSD_ADDR_STRLEN])
-{
-    struct wsd_inherited *in = &s->inherited;
-    if (!wsd_activation_has_listeners(in)) {
-        int r = open_listener(s, s->cfg->listen, "ws", &s->listen_fd, addr);
-        return r < 0 ? r : open_listener(s, s->cfg->tls_listen, "wss", &s->tls_listen_fd, tls_addr);
-    }
-    const char *origin = in->upgrade >= 0 ? "socket from the previous wsd" : "socket passed in";
-    s->listen_fd = in->ws;
-    s->tls_listen_fd = in->wss;
-    in->ws = in->wss = -1;
-    if (s->listen_fd >= 0)
-        announce_listener(s, s->listen_fd, "ws", origin, addr);
-    if (s->tls_listen_fd >= 0)
-        announce_listener(s, s->tls_listen_fd, "wss", origin, tls_addr);
-    return 0;
-}
-
-static int setup(struct supervisor *s)
-{
-    int r = setup_channels(s);
-    if (r < 0) {
-        wsd_log_error(r, "socketpair() failed while setting up the worker channels");
-        return r;
-    }
-    r = setup_events(s);
-    if (r < 0) {
-        wsd_log_error(r, "setting up the supervisor's event loop failed");
-        return r;
-    }
-    s->shared = mmap(NULL, sizeof(*s->shared), PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (s->shared == MAP_FAILED)
-        return -ENOMEM;
-    s->shared->next_conn_id = 1;
-    if (getrandom(&s->cookie_seed, sizeof(s->cookie_seed), 0) != sizeof(s->cookie_seed))
-        s->cookie_seed = wsd_now_ns();
-    r = wsd_pool_init(&s->pool, (uint32_t)(s->cfg->max_conns + s->cfg->pool_min));
-    if (r == 0)
-        r = wsd_iptable_init(&s->abuse, 65536);
-    if (r < 0)
-        return r;
-    char addr[WSD_ADDR_STRLEN] = "", tls_addr[WSD_ADDR_STRLEN] = "";
-    r = setup_listeners(s, addr, tls_addr);
-    listener_nodelay(s->listen_fd);
-    listener_nodelay(s->tls_listen_fd);
-    if (r == 0)
-        r = wsd_metrics_child_open(s);
-    if (r < 0)
-        return r;
-    return wsd_control_open(s, addr[0] ? addr : tls_addr);
 }
 
 /* The pool is warm and the acceptor runs: tell the service manager. */
@@ -770,7 +440,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
      * mask, so SIGTERM reaches them only through their own signalfd. */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (check_fd_limit(cfg) < 0 || wsd_activation_take(&s.inherited, stderr) < 0)
+    if (wsd_supervisor_check_fd_limit(cfg) < 0 || wsd_activation_take(&s.inherited, stderr) < 0)
         return WSD_EXIT_CONFIG;
     wsd_notify_init(&s.notify);
     if (!wsd_activation_has_listeners(&s.inherited) && !cfg->listen[0] && !cfg->tls_listen[0]) {
@@ -783,7 +453,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
     if (wsd_sandbox_prepare(cfg, stderr) < 0)
         return WSD_EXIT_FAILURE;
     wsd_upgrade_init(&s);
-    int r = setup(&s);
+    int r = wsd_supervisor_setup(&s);
     if (r < 0) {
         wsd_metrics_child_stop(&s, SIGTERM);
         wsd_upgrade_done(&s);
@@ -801,7 +471,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         wsd_log_error(r, "epoll_ctl() failed while watching the keyholder");
         return WSD_EXIT_FAILURE;
     }
-    acceptor_start(&s);
+    wsd_acceptor_start(&s);
     /* The template now, not at the first spawn: its sandbox is checked before anything is
      * served (a failure stops wsd), and WSD_POOL_MIN=0 keeps no surprise for later. */
     r = wsd_template_start(&s);
