@@ -93,7 +93,9 @@ ROWS = [
     ("hold-", "connections held", "held", True, "{:,.0f}"),
     ("hold-", "server PSS kB/conn", "pss_per_conn_kb", False, "{:,.1f}"),
     ("hold-", "server page tables kB/conn", "pte_per_conn_kb", False, "{:,.1f}"),
-    ("hold-", "system kB/conn", "system_per_conn_kb", False, "{:,.1f}"),
+    ("hold-", "system kB/conn (MemAvailable)", "system_per_conn_kb", False, "{:,.1f}"),
+    ("hold-", "system kB/conn (meminfo counters)", "anon_pt_stack_slab_per_conn_kb", False,
+     "{:,.1f}"),
     ("kill-", "kill → close frame p50 ms", "lat_us.p50", False, "ms"),
     ("kill-", "kill → close frame p99 ms", "lat_us.p99", False, "ms"),
     ("kill-", "kill → close frame max ms", "lat_us.max", False, "ms"),
@@ -171,9 +173,13 @@ goals.append(goal("echo C=100 P=4 S=64 KiB: >= libwebsockets", val("echo-c100-p4
 held, n = val("hold-", "connections held", "wsd"), meta["hold_n"]
 goals.append(f"| hold N={n}: all held | {fmt(held, '{:,.0f}')} | "
              f"{'met' if held == n else '**missed**'} |")
-mem = val("hold-", "system kB/conn", "wsd")
-goals.append(f"| hold: total memory per connection < 150 KB | {fmt(mem, '{:,.1f}')} kB | "
-             f"{'met' if isinstance(mem, (int, float)) and mem < 150 else '**missed**'} |")
+# The issue allows either system-wide measure; both are shown, each with its own verdict. The
+# counters (AnonPages + PageTables + KernelStack + Slab) leave out the page cache, which other
+# work on the machine moves; MemAvailable counts it.
+for how in ("MemAvailable", "meminfo counters"):
+    mem = val("hold-", f"system kB/conn ({how})", "wsd")
+    goals.append(f"| hold: total memory per connection < 150 KB ({how}) | {fmt(mem, '{:,.1f}')} kB | "
+                 f"{'met' if isinstance(mem, (int, float)) and mem < 150 else '**missed**'} |")
 kill_scen = next((s for s in scenarios if s.startswith("kill-")), None)
 kill_p99 = val("kill-", "kill → close frame p99 ms", "wsd")
 if isinstance(kill_p99, (int, float)):
