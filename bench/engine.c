@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* wsbench's connection engine: one io_uring ring, one slot per connection, each slot a small
- * state machine (connect -> upgrade -> open -> close handshake -> EOF). Every echoed byte is
- * compared with what was sent; a mismatch or a protocol error ends the process with status 2.
- * About 900 lines, over the 600 budget: the slot state machine and the loop that drives it share
- * struct conn and struct engine; splitting them would put both in a header for one caller.
- * The kill mode's control-socket half lives in control.c.
- * FIXME: split the frame/verification half into bench/conn.c before another mode is added. */
+ * state machine (connect -> upgrade -> open -> close handshake -> EOF) whose frames and checks
+ * are in ws_conn.c. Every echoed byte is compared with what was sent; a mismatch or a protocol
+ * error ends the process with status 2. The kill mode's control-socket half lives in
+ * control.c. */
 #include "bench/engine.h"
+
+#include "bench/engine_conn.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -27,88 +27,7 @@
 #include "proto/ws_codes.h"
 #include "proto/ws_reader.h"
 
-enum op { OP_CANCEL = 0, OP_CONNECT, OP_SEND, OP_RECV };
-
-enum state {
-    ST_FREE = 0,
-    ST_CONNECTING,
-    ST_HANDSHAKE,      /* request queued, waiting for the 101 */
-    ST_OPEN,
-    ST_CLOSE_SENT,     /* our close frame is queued, waiting for the server's */
-    ST_CLOSE_RECEIVED, /* close handshake done, waiting for the server to end TCP (RFC 6455 7.1.1) */
-    ST_ABORTING,       /* shut down after an error: waiting for in-flight operations */
-};
-
-enum phase { PH_OPENING, PH_RUN, PH_STOP };
-
-#define PATTERN_SLACK 251 /* a message starts at one of 251 offsets into the pattern */
-#define CTRL_ROOM 4096    /* output room for pongs, the close frame and the handshake */
-
-/* One connection. Owned by its slot in struct engine; a slot is reused only once no operation
- * of the previous connection is in flight (inflight == 0), so user_data needs no generation. */
-struct conn {
-    unsigned slot;
-    int fd;
-    enum state st;
-    unsigned inflight;
-    bool send_busy, recv_busy;
-    uint8_t *obuf;             /* bytes queued for the server: [0, olen) */
-    size_t ocap, olen, osending;
-    uint8_t *rbuf;             /* receive buffer; holds the 101 head until it is complete */
-    size_t rcap, rlen;
-    struct wsd_ws_reader rd;
-    char key[WSB_KEY_LEN + 1];
-    uint64_t t_start;          /* connect submitted (ns) */
-    uint64_t deadline;         /* handshake or close deadline (ns) */
-    uint64_t tx_seq, rx_seq;   /* messages sent / fully echoed */
-    size_t rx_off;             /* bytes of message rx_seq verified so far */
-    uint64_t *tx_time;         /* send time of message seq at [seq % pipeline] */
-    uint16_t lport;            /* kill: our port, how wsd's list names the connection */
-    uint64_t wsd_id;           /* kill: wsd's connection id, 0 until the list named it */
-};
-
-struct engine {
-    const struct wsb_config *cfg;
-    struct wsb_result *res;
-    struct io_uring ring;
-    struct conn *conns;
-    unsigned nconns;
-    unsigned next_start;       /* opening phase: next slot to connect */
-    unsigned connecting;       /* connects + handshakes in flight */
-    unsigned live;             /* slots not ST_FREE */
-    enum phase phase;
-    uint64_t t0, t_run, t_end, t_hard;
-    uint8_t *pattern;          /* size + PATTERN_SLACK bytes the messages are cut from */
-    uint64_t rng;
-    bool hooked;
-    /* kill: one request at a time, in slot order, once settled and the ids are known */
-    bool settled; /* --settle has passed since the last connection opened */
-    bool ids_mapped;
-    uint64_t next_list_at;     /* retry time while wsd's list lacks some connections */
-    unsigned kill_next;        /* next slot to kill */
-    struct conn *kill_target;  /* waiting for its close frame, or NULL */
-    uint64_t t_kill;           /* when its kill was requested */
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: masking keys only need to differ per frame here, not to resist an attacker. */
-static uint64_t next_rand(struct engine *e)
-{
-    e->rng ^= e->rng >> 12;
-    e->rng ^= e->rng << 25;
-    e->rng ^= e->rng >> 27;
-    return e->rng * 2685821657736338717ull;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
+void wsb_die(const char *fmt, ...)
 {
     va_list ap;
 
@@ -120,7 +39,7 @@ static void die(const char *fmt, ...)
     exit(2);
 }
 
-static struct io_uring_sqe *get_sqe(struct engine *e)
+struct io_uring_sqe *wsb_get_sqe(struct engine *e)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
 
@@ -128,18 +47,18 @@ static struct io_uring_sqe *get_sqe(struct engine *e)
         (void)io_uring_submit(&e->ring);
         sqe = io_uring_get_sqe(&e->ring);
         if (!sqe)
-            die("io_uring_get_sqe() failed twice");
+            wsb_die("io_uring_get_sqe() failed twice");
     }
     return sqe;
 }
 
-static void post_send(struct engine *e, struct conn *c)
+void wsb_post_send(struct engine *e, struct conn *c)
 {
     struct io_uring_sqe *sqe;
 
     if (c->send_busy || c->olen == 0 || c->st == ST_ABORTING || c->st == ST_CONNECTING)
         return;
-    sqe = get_sqe(e);
+    sqe = wsb_get_sqe(e);
     io_uring_prep_send(sqe, c->fd, c->obuf, c->olen, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)c->slot << 8 | OP_SEND);
     c->osending = c->olen;
@@ -154,336 +73,21 @@ static void post_recv(struct engine *e, struct conn *c)
 
     if (c->recv_busy || c->st == ST_ABORTING)
         return;
-    sqe = get_sqe(e);
+    sqe = wsb_get_sqe(e);
     io_uring_prep_recv(sqe, c->fd, c->rbuf + off, c->rcap - off, 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)c->slot << 8 | OP_RECV);
     c->recv_busy = true;
     c->inflight++;
 }
 
-/* Append one masked frame (RFC 6455 5.3: every client frame is masked) to the output. */
-static void queue_frame(struct engine *e, struct conn *c, uint8_t opcode, const uint8_t *data,
-                        size_t len)
-{
-    uint64_t r = next_rand(e);
-    uint8_t mask[4], *p;
-    size_t h;
-
-    if (c->olen + WSD_FRAME_HEADER_MAX + len > c->ocap)
-        die("output buffer of connection %u is full (%zu queued): server not reading?", c->slot,
-            c->olen);
-    memcpy(mask, &r, 4);
-    p = c->obuf + c->olen;
-    h = wsd_frame_header_write(p, true, 0, opcode, len, mask);
-    memcpy(p + h, data, len);
-    wsd_frame_mask(p + h, len, mask, 0);
-    c->olen += h + len;
-}
-
-static const uint8_t *message_bytes(struct engine *e, struct conn *c, uint64_t seq)
-{
-    return e->pattern + (seq * 7 + c->slot * 13) % PATTERN_SLACK;
-}
-
-static void send_message(struct engine *e, struct conn *c)
-{
-    const struct wsb_config *cfg = e->cfg;
-
-    c->tx_time[c->tx_seq % cfg->pipeline] = now_ns();
-    queue_frame(e, c, cfg->binary ? WSD_OP_BINARY : WSD_OP_TEXT, message_bytes(e, c, c->tx_seq),
-                cfg->size);
-    c->tx_seq++;
-}
-
-static void start_close(struct engine *e, struct conn *c)
-{
-    uint8_t payload[2] = { WSD_CLOSE_NORMAL >> 8, WSD_CLOSE_NORMAL & 0xFF };
-
-    queue_frame(e, c, WSD_OP_CLOSE, payload, sizeof(payload));
-    c->st = ST_CLOSE_SENT;
-    c->deadline = now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
-    post_send(e, c);
-}
-
-static void conn_release(struct engine *e, struct conn *c);
-
-/* Give up on a connection: shut the socket so in-flight operations complete, then release. */
-static void conn_abort(struct engine *e, struct conn *c)
-{
-    if (c->st == ST_CONNECTING || c->st == ST_HANDSHAKE)
-        e->connecting--;
-    c->st = ST_ABORTING;
-    if (c->inflight) {
-        /* A pending connect ignores shutdown(): cancel everything on the fd. The cancel's own
-         * completion is not counted in inflight and is ignored (OP_CANCEL). */
-        struct io_uring_sqe *sqe = get_sqe(e);
-        io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(sqe, (uint64_t)c->slot << 8 | OP_CANCEL);
-        /* Submit now, while the fd is still this connection's: once its operations complete
-         * the fd is closed and its number may be reused by the slot's next socket. */
-        (void)io_uring_submit(&e->ring);
-        (void)shutdown(c->fd, SHUT_RDWR);
-    } else {
-        conn_release(e, c);
-    }
-}
-
-static void conn_error(struct engine *e, struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void conn_error(struct engine *e, struct conn *c, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e->res->errors++ < 10) {
-        fprintf(stderr, "wsbench: connection %u: ", c->slot);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-    }
-    conn_abort(e, c);
-}
-
-static int conn_start(struct engine *e, struct conn *c)
-{
-    struct io_uring_sqe *sqe;
-    uint8_t nonce[16];
-    int fd, one = 1;
-    size_t n;
-
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    for (int i = 0; i < 16; i += 8) {
-        uint64_t r = next_rand(e);
-        memcpy(nonce + i, &r, 8);
-    }
-    wsb_upgrade_key(nonce, c->key);
-    n = wsb_upgrade_request((char *)c->obuf, c->ocap, e->cfg->host, e->cfg->path, c->key);
-    if (n == 0)
-        die("upgrade request does not fit");
-    c->fd = fd;
-    c->olen = n;
-    c->rlen = 0;
-    c->tx_seq = c->rx_seq = 0;
-    c->rx_off = 0;
-    c->st = ST_CONNECTING;
-    c->t_start = now_ns();
-    c->deadline = c->t_start + (uint64_t)(e->cfg->timeout_s * 1e9);
-    wsd_ws_reader_init(&c->rd, (uint64_t)1 << 40, 0, false, false);
-    sqe = get_sqe(e);
-    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&e->cfg->addr, sizeof(e->cfg->addr));
-    io_uring_sqe_set_data64(sqe, (uint64_t)c->slot << 8 | OP_CONNECT);
-    c->inflight++;
-    e->connecting++;
-    e->live++;
-    return 0;
-}
-
-static void maybe_start_more(struct engine *e);
-
-static void conn_release(struct engine *e, struct conn *c)
-{
-    (void)close(c->fd);
-    c->fd = -1;
-    c->st = ST_FREE;
-    c->send_busy = c->recv_busy = false;
-    c->olen = c->osending = 0;
-    e->live--;
-    /* conn and churn: the slot immediately carries the next connection */
-    if (e->phase == PH_RUN && (e->cfg->mode == WSB_MODE_CONN || e->cfg->mode == WSB_MODE_CHURN)) {
-        int r = conn_start(e, c);
-        if (r < 0)
-            die("socket() failed while starting a connection: %s", strerror(-r));
-    }
-    /* echo and hold: a failed connect frees a place in the opening batch */
-    maybe_start_more(e);
-}
-
-/* The whole cycle ended cleanly: close frames both ways and the server ended TCP. */
-static void conn_done(struct engine *e, struct conn *c)
-{
-    uint64_t t = now_ns();
-
-    if ((e->cfg->mode == WSB_MODE_CONN || e->cfg->mode == WSB_MODE_CHURN) && e->phase == PH_RUN &&
-        t <= e->t_end) {
-        e->res->done++;
-        if (e->cfg->mode == WSB_MODE_CHURN)
-            wsb_hist_record(&e->res->lat, t - c->t_start);
-    }
-    conn_abort(e, c); /* releases now, or once our last send completes */
-}
-
-static void on_open(struct engine *e, struct conn *c)
-{
-    uint64_t t = now_ns();
-
-    e->connecting--;
-    e->res->opened++;
-    c->st = ST_OPEN;
-    switch (e->cfg->mode) {
-    case WSB_MODE_CONN:
-        if (t <= e->t_end)
-            wsb_hist_record(&e->res->lat, t - c->t_start);
-        start_close(e, c);
-        break;
-    case WSB_MODE_CHURN:
-        send_message(e, c);
-        post_send(e, c);
-        break;
-    case WSB_MODE_ECHO:
-        if (e->phase == PH_RUN) { /* opened late (a slow connect): join the run now */
-            for (unsigned i = 0; i < e->cfg->pipeline; i++)
-                send_message(e, c);
-            post_send(e, c);
-        } else if (e->phase == PH_STOP) {
-            start_close(e, c);
-        }
-        break;
-    case WSB_MODE_HOLD:
-    case WSB_MODE_KILL:
-        if (e->phase == PH_STOP)
-            start_close(e, c);
-        break;
-    case WSB_MODE_SPAWN:
-        break;
-    }
-    maybe_start_more(e);
-}
-
-static void on_message_end(struct engine *e, struct conn *c)
-{
-    const struct wsb_config *cfg = e->cfg;
-    uint64_t t = now_ns();
-
-    if (c->rx_off != cfg->size)
-        die("connection %u: echo of message %llu has %zu bytes, sent %zu", c->slot,
-            (unsigned long long)c->rx_seq, c->rx_off, cfg->size);
-    if (cfg->mode == WSB_MODE_ECHO && e->phase == PH_RUN && t <= e->t_end) {
-        wsb_hist_record(&e->res->lat, t - c->tx_time[c->rx_seq % cfg->pipeline]);
-        e->res->done++;
-    }
-    c->rx_seq++;
-    c->rx_off = 0;
-    if (cfg->mode == WSB_MODE_CHURN) {
-        if (c->st == ST_OPEN)
-            start_close(e, c);
-    } else if (cfg->mode == WSB_MODE_ECHO) {
-        if (e->phase == PH_RUN) {
-            send_message(e, c); /* sent with the others this receive refills (feed_frames) */
-        } else if (c->rx_seq == c->tx_seq && c->st == ST_OPEN) {
-            start_close(e, c);
-        }
-    }
-}
-
-static void on_data(struct engine *e, struct conn *c, const struct wsd_ws_event *ev)
-{
-    const struct wsb_config *cfg = e->cfg;
-    const uint8_t *want;
-
-    if (ev->first) {
-        if (c->rx_seq >= c->tx_seq)
-            die("connection %u: server sent a message nobody asked for (%zu bytes)", c->slot,
-                ev->len);
-        if (ev->opcode != (cfg->binary ? WSD_OP_BINARY : WSD_OP_TEXT))
-            die("connection %u: echo of message %llu has opcode %u, sent %u", c->slot,
-                (unsigned long long)c->rx_seq, ev->opcode,
-                cfg->binary ? WSD_OP_BINARY : WSD_OP_TEXT);
-    }
-    if (c->rx_off + ev->len > cfg->size)
-        die("connection %u: echo of message %llu is longer than the %zu bytes sent", c->slot,
-            (unsigned long long)c->rx_seq, cfg->size);
-    want = message_bytes(e, c, c->rx_seq) + c->rx_off;
-    if (memcmp(ev->data, want, ev->len) != 0) {
-        size_t i = 0;
-        while (ev->data[i] == want[i])
-            i++;
-        die("connection %u: echo of message %llu differs at byte %zu: got 0x%02x, sent 0x%02x",
-            c->slot, (unsigned long long)c->rx_seq, c->rx_off + i, ev->data[i], want[i]);
-    }
-    c->rx_off += ev->len;
-}
-
-static void on_close_frame(struct engine *e, struct conn *c, const struct wsd_ws_event *ev)
-{
-    uint8_t payload[2] = { (uint8_t)(ev->close_code >> 8), (uint8_t)ev->close_code };
-
-    if (c->st == ST_CLOSE_SENT) {
-        c->st = ST_CLOSE_RECEIVED;
-        return;
-    }
-    if (c == e->kill_target) { /* the close we asked wsd for: time it, check it, answer it */
-        wsb_hist_record(&e->res->lat, now_ns() - e->t_kill);
-        e->res->done++;
-        e->kill_target = NULL;
-        if (ev->close_code != e->cfg->kill_code)
-            die("connection %u: killed with code %u, but the close frame says %u", c->slot,
-                e->cfg->kill_code, ev->close_code);
-    } else if (e->res->server_closes++ < 10) {
-        /* The server started the close: answer it (RFC 6455 5.5.1) and count it. */
-        fprintf(stderr, "wsbench: connection %u: server closed with %u '%.*s'\n", c->slot,
-                ev->close_code, (int)ev->len, (const char *)ev->data);
-    }
-    if (ev->close_code == WSD_CLOSE_NO_STATUS)
-        queue_frame(e, c, WSD_OP_CLOSE, NULL, 0);
-    else
-        queue_frame(e, c, WSD_OP_CLOSE, payload, 2);
-    c->st = ST_CLOSE_RECEIVED;
-    c->deadline = now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
-    post_send(e, c);
-}
-
-/* Everything one receive brought: the replacement messages and pongs it queues go out
- * together, in one send, once all of it is read (a send per message would cost this client,
- * not the server, most of its time). */
-static void feed_frames(struct engine *e, struct conn *c, uint8_t *buf, size_t len)
-{
-    struct wsd_ws_event ev;
-    size_t pos = 0;
-    int r;
-
-    /* Call again while events come, even with nothing left: the event that ends a message
-     * (MESSAGE_END) is reported by the call after the one that consumed its last byte. */
-    for (;;) {
-        if (c->st == ST_CLOSE_RECEIVED && pos < len)
-            die("connection %u: %zu bytes after the server's close frame", c->slot, len - pos);
-        r = wsd_ws_reader_feed(&c->rd, buf + pos, len - pos, &ev);
-        if (r < 0)
-            die("connection %u: protocol error from the server (close code %d)", c->slot,
-                wsd_proto_error_code(r));
-        pos += (size_t)r;
-        if (ev.type == WSD_WS_EV_NONE)
-            break;
-        switch (ev.type) {
-        case WSD_WS_EV_NONE:
-            break;
-        case WSD_WS_EV_DATA:
-            on_data(e, c, &ev);
-            break;
-        case WSD_WS_EV_MESSAGE_END:
-            on_message_end(e, c);
-            break;
-        case WSD_WS_EV_PING: /* RFC 6455 5.5.2: answer with a pong carrying the same data */
-            queue_frame(e, c, WSD_OP_PONG, ev.data, ev.len);
-            break;
-        case WSD_WS_EV_PONG:
-            break;
-        case WSD_WS_EV_CLOSE:
-            on_close_frame(e, c, &ev);
-            break;
-        }
-    }
-    post_send(e, c);
-}
+void wsb_maybe_start_more(struct engine *e);
 
 static void handle_connect(struct engine *e, struct conn *c, int res)
 {
     if (c->st == ST_ABORTING)
         return;
     if (res < 0) {
-        conn_error(e, c, "connect() failed: %s", strerror(-res));
+        wsb_conn_error(e, c, "connect() failed: %s", strerror(-res));
         return;
     }
     if (e->cfg->mode == WSB_MODE_KILL) {
@@ -493,7 +97,7 @@ static void handle_connect(struct engine *e, struct conn *c, int res)
             c->lport = ntohs(sa.sin_port);
     }
     c->st = ST_HANDSHAKE;
-    post_send(e, c);
+    wsb_post_send(e, c);
     post_recv(e, c);
 }
 
@@ -503,13 +107,13 @@ static void handle_send(struct engine *e, struct conn *c, int res)
     if (c->st == ST_ABORTING)
         return;
     if (res < 0) {
-        conn_error(e, c, "send() failed: %s", strerror(-res));
+        wsb_conn_error(e, c, "send() failed: %s", strerror(-res));
         return;
     }
     /* Nothing is in flight now, so the unsent rest may move to the front. */
     memmove(c->obuf, c->obuf + res, c->olen - (size_t)res);
     c->olen -= (size_t)res;
-    post_send(e, c);
+    wsb_post_send(e, c);
 }
 
 static void handle_handshake_bytes(struct engine *e, struct conn *c, int res)
@@ -523,15 +127,15 @@ static void handle_handshake_bytes(struct engine *e, struct conn *c, int res)
         r = -1, why = "response head too large";
     if (r < 0) {
         size_t n = strcspn((const char *)c->rbuf, "\r\n");
-        conn_error(e, c, "handshake refused: %s: '%.*s'", why, (int)(n < 80 ? n : 80),
+        wsb_conn_error(e, c, "handshake refused: %s: '%.*s'", why, (int)(n < 80 ? n : 80),
                    (const char *)c->rbuf);
         return;
     }
     if (r == 0)
         return;
-    on_open(e, c);
+    wsb_on_open(e, c);
     if (c->rlen > (size_t)r) /* frames right behind the 101 */
-        feed_frames(e, c, c->rbuf + r, c->rlen - (size_t)r);
+        wsb_feed_frames(e, c, c->rbuf + r, c->rlen - (size_t)r);
     c->rlen = 0;
 }
 
@@ -541,21 +145,21 @@ static void handle_recv(struct engine *e, struct conn *c, int res)
     if (c->st == ST_ABORTING)
         return;
     if (res < 0) {
-        conn_error(e, c, "recv() failed: %s", strerror(-res));
+        wsb_conn_error(e, c, "recv() failed: %s", strerror(-res));
         return;
     }
     if (res == 0) {
         if (c->st == ST_CLOSE_RECEIVED)
-            conn_done(e, c);
+            wsb_conn_done(e, c);
         else
-            conn_error(e, c, "server ended TCP without a close handshake (state %d)", c->st);
+            wsb_conn_error(e, c, "server ended TCP without a close handshake (state %d)", c->st);
         return;
     }
     if (c->st == ST_HANDSHAKE) {
         c->rbuf[c->rlen + (size_t)res < c->rcap ? c->rlen + (size_t)res : c->rcap - 1] = '\0';
         handle_handshake_bytes(e, c, res);
     } else {
-        feed_frames(e, c, c->rbuf, (size_t)res);
+        wsb_feed_frames(e, c, c->rbuf, (size_t)res);
     }
     if (c->st != ST_ABORTING && c->st != ST_FREE)
         post_recv(e, c);
@@ -583,17 +187,17 @@ static void handle_cqe(struct engine *e, struct io_uring_cqe *cqe)
         break;
     }
     if (c->st == ST_ABORTING && c->inflight == 0)
-        conn_release(e, c);
+        wsb_conn_release(e, c);
 }
 
 /* Opening phase of echo and hold: keep up to connect_batch connects in flight. */
-static void maybe_start_more(struct engine *e)
+void wsb_maybe_start_more(struct engine *e)
 {
     while (e->phase == PH_OPENING && e->next_start < e->nconns &&
            e->connecting < e->cfg->connect_batch) {
-        int r = conn_start(e, &e->conns[e->next_start]);
+        int r = wsb_conn_start(e, &e->conns[e->next_start]);
         if (r < 0)
-            die("socket() failed while opening connection %u: %s", e->next_start, strerror(-r));
+            wsb_die("socket() failed while opening connection %u: %s", e->next_start, strerror(-r));
         e->next_start++;
     }
 }
@@ -606,19 +210,19 @@ static void sweep(struct engine *e, uint64_t t)
 
         if (c == e->kill_target && t >= e->t_kill + (uint64_t)(e->cfg->timeout_s * 1e9)) {
             e->kill_target = NULL;
-            conn_error(e, c, "no close frame within %.1f s of the kill", e->cfg->timeout_s);
+            wsb_conn_error(e, c, "no close frame within %.1f s of the kill", e->cfg->timeout_s);
             continue;
         }
         if (c->st == ST_FREE || c->st == ST_ABORTING || c->st == ST_OPEN || t < c->deadline)
             continue;
         if (c->st == ST_CONNECTING || c->st == ST_HANDSHAKE) {
-            conn_error(e, c, "no 101 within %.1f s", e->cfg->timeout_s);
+            wsb_conn_error(e, c, "no 101 within %.1f s", e->cfg->timeout_s);
         } else {
             if (e->res->close_timeouts++ < 10)
                 fprintf(stderr, "wsbench: connection %u: close not finished within %.1f s (%s)\n",
                         c->slot, e->cfg->timeout_s,
                         c->st == ST_CLOSE_SENT ? "no close frame" : "TCP not ended");
-            conn_abort(e, c);
+            wsb_conn_abort(e, c);
         }
     }
 }
@@ -638,10 +242,10 @@ static void map_ids(struct engine *e, uint64_t t)
     list = calloc(e->nconns, sizeof(*list));
     slot_of_port = calloc(65536, sizeof(*slot_of_port));
     if (!list || !slot_of_port)
-        die("out of memory while mapping connection ids");
+        wsb_die("out of memory while mapping connection ids");
     n = wsb_control_list(e->cfg->control, list, e->nconns);
     if (n < 0)
-        die("control socket '%s': list failed: %s", e->cfg->control, strerror(-n));
+        wsb_die("control socket '%s': list failed: %s", e->cfg->control, strerror(-n));
     for (unsigned i = 0; i < e->nconns; i++)
         if (e->conns[i].st == ST_OPEN)
             slot_of_port[e->conns[i].lport] = i + 1;
@@ -695,7 +299,7 @@ static void kill_step(struct engine *e, uint64_t t)
         r = wsb_control_kill(e->cfg->control, c->wsd_id, e->cfg->kill_code);
         if (r < 0) {
             e->kill_target = NULL;
-            conn_error(e, c, "kill of wsd conn=%llu refused: %s", (unsigned long long)c->wsd_id,
+            wsb_conn_error(e, c, "kill of wsd conn=%llu refused: %s", (unsigned long long)c->wsd_id,
                        strerror(-r));
             continue;
         }
@@ -712,7 +316,7 @@ static void enter_stop(struct engine *e, uint64_t t)
         struct conn *c = &e->conns[i];
 
         if (c->st == ST_OPEN && c->rx_seq == c->tx_seq) /* else: closed at its last echo */
-            start_close(e, c);
+            wsb_start_close(e, c);
     }
 }
 
@@ -731,8 +335,8 @@ static void tick(struct engine *e, uint64_t t)
                 if (c->st != ST_OPEN)
                     continue;
                 for (unsigned k = 0; k < cfg->pipeline; k++)
-                    send_message(e, c);
-                post_send(e, c);
+                    wsb_send_message(e, c);
+                wsb_post_send(e, c);
             }
         }
     }
@@ -864,14 +468,14 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
         e.t_run = e.t0;
         e.t_end = e.t0 + (uint64_t)(cfg->duration_s * 1e9);
         for (unsigned i = 0; i < e.nconns; i++) {
-            r = conn_start(&e, &e.conns[i]);
+            r = wsb_conn_start(&e, &e.conns[i]);
             if (r < 0) {
                 fprintf(stderr, "wsbench: socket() failed: %s\n", strerror(-r));
                 goto out;
             }
         }
     } else {
-        maybe_start_more(&e);
+        wsb_maybe_start_more(&e);
     }
 
     for (;;) {
