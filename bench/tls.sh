@@ -20,7 +20,7 @@ DURATION=${DURATION:-5}
 RUNS=${RUNS:-3}
 OUT=bench/results
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-WORKDIR=$(mktemp -d /tmp/wsd-tls-bench.XXXXXX)
+WORKDIR=$(mktemp -d)
 mkdir -p "$OUT"
 
 log() { printf 'tls-bench: %s\n' "$*" >&2; }

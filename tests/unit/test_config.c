@@ -15,10 +15,11 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 
 #include "core/config.h"
 
-static char path[] = "/tmp/wsd-test-config-XXXXXX";
+static char path[64]; /* this process's own file, made new by setup() */
 
 static void write_file(const char *text)
 {
@@ -31,7 +32,8 @@ static void write_file(const char *text)
 static int setup(void **state)
 {
     (void)state;
-    int fd = mkstemp(path);
+    snprintf(path, sizeof(path), "/tmp/wsd-test-config-%d", (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     close(fd);
@@ -45,7 +47,6 @@ static int teardown(void **state)
 {
     (void)state;
     unlink(path);
-    memcpy(path + strlen(path) - 6, "XXXXXX", 6);
     return 0;
 }
 
