@@ -5,6 +5,7 @@ for new connections (open ones keep theirs), every change is logged, settings th
 restart are named and kept, and a file with a bad value is refused with one line while the old
 configuration stays. At startup the file overrides the environment; a bad file is exit 2."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,11 +16,17 @@ from wsdtest import (OP_BINARY, WSD_BIN, Fail, Wsd, case, check, echo_once, mark
                      wait_until)
 
 
+@contextlib.contextmanager
 def env_file(text):
+    """A WSD_ENV_FILE holding text, removed afterwards unless the test removed it already."""
     fd, path = tempfile.mkstemp(prefix="wsd-env-", suffix=".env")
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    return path
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def rewrite(path, text):
@@ -51,8 +58,7 @@ def send_binary(c, size):
 @case("SIGHUP applies WSD_MAX_MESSAGE and WSD_POOL_MIN to new connections; open ones keep "
       "theirs; each change is logged")
 def runtime_values():
-    path = env_file("# limits\nWSD_MAX_MESSAGE=1000\n\nWSD_POOL_MIN=2\n")
-    try:
+    with env_file("# limits\nWSD_MAX_MESSAGE=1000\n\nWSD_POOL_MIN=2\n") as path:
         # the file wins over the environment: WSD_MAX_MESSAGE is 1000 (the open connection's
         # 1009 below shows it)
         with Wsd(env={"WSD_ENV_FILE": path, "WSD_MAX_MESSAGE": "999999",
@@ -76,14 +82,11 @@ def runtime_values():
             w.fd_baseline += 3  # a pidfd for each of the three more idle workers
             w.check_clean()
             w.stop()
-    finally:
-        os.unlink(path)
 
 
 @case("SIGHUP: settings that need a restart are named, logged and kept")
 def restart_values():
-    path = env_file("WSD_POOL_MIN=1\n")
-    try:
+    with env_file("WSD_POOL_MIN=1\n") as path:
         with Wsd(env={"WSD_ENV_FILE": path, "WSD_POOL_MIN": "1"}) as w:
             rewrite(path, "WSD_POOL_MIN=1\nWSD_LISTEN=127.0.0.1:1\nWSD_MAX_CONNS_PER_IP=1\n"
                           "WSD_PING_INTERVAL_MS=5000\nWSD_LOG_LEVEL=notice\n")
@@ -102,14 +105,11 @@ def restart_values():
             echo_once(w)
             check(len(w.lines_with("open")) == opens, "log level not applied")
             w.stop()
-    finally:
-        os.unlink(path)
 
 
 @case("SIGHUP with a bad value, an unknown name or a missing file: one line, old config stays")
 def refused():
-    path = env_file("WSD_MAX_MESSAGE=1000\n")
-    try:
+    with env_file("WSD_MAX_MESSAGE=1000\n") as path:
         with Wsd(env={"WSD_ENV_FILE": path, "WSD_POOL_MIN": "1"}) as w:
             for text, words in [("WSD_MAX_MESSAGE=4000\nWSD_KILL_GRACE_MS=abc\n",
                                  ["WSD_KILL_GRACE_MS", "abc", "expected an integer"]),
@@ -131,9 +131,6 @@ def refused():
                     check(send_binary(c, 1000) is None and send_binary(c, 1001) == 1009,
                           "the old WSD_MAX_MESSAGE is not in force")
             w.stop()
-    finally:
-        if os.path.exists(path):
-            os.unlink(path)
 
 
 def run_wsd(env, timeout=5):
@@ -155,14 +152,10 @@ def bad_file_at_startup():
     for text, words in [("WSD_POOL_MIN=lots\n", ["WSD_POOL_MIN", "lots"]),
                         ("NOT_OURS=1\n", ["WSD_ENV_FILE", "line 1", "NOT_OURS"]),
                         (None, ["WSD_ENV_FILE", "No such file"])]:
-        path = env_file(text or "")
-        if text is None:
-            os.unlink(path)
-        try:
-            r = run_wsd({"WSD_ENV_FILE": path})
-        finally:
-            if os.path.exists(path):
+        with env_file(text or "") as path:
+            if text is None:
                 os.unlink(path)
+            r = run_wsd({"WSD_ENV_FILE": path})
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         check(r.returncode == 2 and len(lines) == 1, f"{text!r}: status {r.returncode}, {lines}")
         for word in words:
