@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "supervisor/exit.h"
+#include "supervisor/layout.h"
 #include "supervisor/manpage.h"
 #include "supervisor/supervisor.h"
 
@@ -18,6 +19,10 @@ static void usage(FILE *out)
                  "A WebSocket (RFC 6455) server: one process per connection, supervised by "
                  "pidfd.\n\n");
 }
+
+/* Before every constructor, the libraries' included: some of them allocate. */
+__attribute__((section(".preinit_array"), used)) static void (*const preinit)(void) =
+    wsd_layout_heap_near_libs;
 
 int main(int argc, char **argv)
 {

@@ -417,7 +417,10 @@ static bool finished(const struct supervisor *s)
 
 int wsd_supervisor_run(const struct wsd_config *cfg)
 {
-    struct supervisor s = {
+    /* Static, not on this stack: the worker template leaves the stack it inherits
+     * (layout.h) and keeps reading this. */
+    static struct supervisor s;
+    s = (struct supervisor){
         .config = *cfg,
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,

@@ -20,6 +20,7 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "supervisor/exit.h"
+#include "supervisor/layout.h"
 #include "supervisor/reap.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/spawn.h"
@@ -64,15 +65,9 @@ static void reply(uint32_t slot, long pid, int pidfd)
     (void)sendmsg(WSD_FD_TEMPLATE, &mh, MSG_NOSIGNAL);
 }
 
-static void template_main(void *arg)
+static void template_run(void *arg)
 {
     struct supervisor *s = arg;
-    /* Copied, not shared, fd table (no CLONE_FILES: slot 5 changes right after the clone):
-     * keep 0-5, drop the supervisor's pidfds and the rest. */
-    (void)wsd_sys_close_range(WSD_FD_FIRST_PRIVATE, 0);
-    wsd_spawn_child_init("wsd-template", s->self);
-    wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-template");
-    (void)munmap(s->shared, sizeof(*s->shared));
     if (wsd_sandbox_enter(s->cfg) < 0)
         _exit(WSD_EXIT_FATAL);
     (void)wsd_trim_supervisor_libs(); /* after the filter is loaded: libseccomp goes too */
@@ -111,6 +106,23 @@ static void template_main(void *arg)
         if (pid > 0)
             (void)close(pidfd);
     }
+}
+
+static void template_main(void *arg)
+{
+    struct supervisor *s = arg;
+    /* Copied, not shared, fd table (no CLONE_FILES: slot 5 changes right after the clone):
+     * keep 0-5, drop the supervisor's pidfds and the rest. */
+    (void)wsd_sys_close_range(WSD_FD_FIRST_PRIVATE, 0);
+    wsd_spawn_child_init("wsd-template", s->self);
+    wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-template");
+    (void)munmap(s->shared, sizeof(*s->shared));
+    /* Every worker is a copy of this process: off the kernel's stack, up to 1 GB from
+     * anything else, a worker needs two page tables fewer (layout.h). */
+    int r = wsd_layout_move_stack(template_run, s);
+    if (r != -ENOTSUP)
+        wsd_log_error(r, "moving the worker template's stack failed; keeping it");
+    template_run(s);
 }
 
 int wsd_template_start(struct supervisor *s)

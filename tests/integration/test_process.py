@@ -113,6 +113,48 @@ def workers_without_supervisor_libs():
     w.check_clean()
 
 
+def mappings(pid):
+    """(start, end, name) of every mapping of pid"""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            out.append((start, end, fields[5] if len(fields) > 5 else ""))
+    return out
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
+@case("the template and its workers keep heap and stack next to the libraries (no brk heap, the "
+      "kernel's stack unmapped: fewer page tables per worker); ps still shows wsd's command "
+      "line; a worker so made serves a connection")
+def workers_compact_layout():
+    w = srv()
+    if any("libasan" in name for _, _, name in mappings(w.pid)):
+        raise Skip("the AddressSanitizer build keeps the kernel's layout")
+    check(not any(name == "[heap]" for _, _, name in mappings(w.pid)),
+          "the supervisor's malloc uses mmap, not brk")
+    template = [p for p, c, _ in w.children() if c == "wsd-template"]
+    for pid in template + w.idle_workers():
+        maps = mappings(pid)
+        check(not any(name == "[heap]" for _, _, name in maps), f"{pid} has a brk heap")
+        stacks = [(a, b) for a, b, name in maps if name == "[stack]"]
+        libc = min(a for a, _, name in maps if name.endswith("/libc.so.6"))
+        check(len(stacks) == 1, f"{pid}: stacks {stacks}")
+        # The kernel puts its stack at least 128 MB above the libraries (the stack rlimit's
+        # gap, then up to 1 TB of randomisation); the moved one lies just below them.
+        check(abs(libc - stacks[0][1]) < 64 << 20,
+              f"{pid}: stack {stacks[0][0]:#x}-{stacks[0][1]:#x}, libc at {libc:#x}")
+        check(cmdline(pid) == cmdline(w.pid),
+              f"{pid}: cmdline {cmdline(pid)!r}, the supervisor's {cmdline(w.pid)!r}")
+    echo_once(w, "served by a worker of the compact template")
+    w.check_clean()
+
+
 @case("WSD_POOL_MIN=0: a connection is still served; afterwards no worker is left")
 def pool_min_zero():
     with Wsd(env={"WSD_POOL_MIN": "0"}) as w:
