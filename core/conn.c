@@ -200,29 +200,40 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p, uin
     return wsd_conn_io_send_iov(c, &iov, 1);
 }
 
+int wsd_conn_loop_open(struct wsd_conn_loop *l, int sig_fd)
+{
+    l->foreign = false;
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (l->ep < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = EV_SIGNAL};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, sig_fd, &ev) < 0) {
+        int r = -errno;
+        wsd_conn_loop_done(l);
+        return r;
+    }
+    return 0;
+}
+
 void wsd_conn_loop_done(struct wsd_conn_loop *l)
 {
     l->ep = wsd_close(l->ep);
     l->foreign = false;
 }
 
-/* The worker's set, made with the signalfd in it on first use (or after a handler left fds of
- * its own in it), then the socket added. The socket leaves the set by itself when closed. */
+/* The worker's set (made afresh if a handler left fds of its own in it), the socket added. The
+ * socket leaves the set by itself when closed. */
 static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
     struct wsd_conn_loop *l = p->loop;
     if (l->foreign)
         wsd_conn_loop_done(l);
-    if (l->ep < 0) {
-        l->ep = epoll_create1(EPOLL_CLOEXEC);
-        if (l->ep < 0)
-            return -errno;
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = EV_SIGNAL};
-        if (!p->ignore_term && epoll_ctl(l->ep, EPOLL_CTL_ADD, p->sig_fd, &ev) < 0) {
-            int r = -errno;
-            wsd_conn_loop_done(l);
-            return r;
-        }
+    int r = l->ep < 0 ? wsd_conn_loop_open(l, p->sig_fd) : 0;
+    if (r < 0)
+        return r;
+    if (p->ignore_term) { /* this handler must not hear SIGTERM; the set is remade after it */
+        (void)epoll_ctl(l->ep, EPOLL_CTL_DEL, p->sig_fd, NULL);
+        l->foreign = true;
     }
     c->loop = l;
     c->ep = l->ep;

@@ -53,17 +53,23 @@ typedef void (*wsd_conn_verdict_cb)(uint64_t conn_id, enum wsd_verdict v, void *
 /* The connection is upgraded (101 queued); path is its request target. */
 typedef void (*wsd_conn_open_cb)(uint64_t conn_id, const char *path, void *userdata);
 
-/* What a worker keeps of the connection loop from one connection to the next
- * (WSD_WORKER_REUSE): an epoll set that already watches the signalfd, so a connection costs one
- * epoll_ctl for its socket instead of a new set and its registrations. Owner: the worker. */
+/* A worker's one epoll set, for waiting idle and for serving, kept from one connection to the
+ * next (WSD_WORKER_REUSE): it always watches the signalfd (tag WSD_CONN_LOOP_SIGNAL), the socket
+ * while serving, and whatever its owner adds between connections (tags from
+ * WSD_CONN_LOOP_OWNER_TAG up, removed before it serves). So a connection costs one epoll_ctl
+ * for its socket instead of a set and its registrations. Owner: the worker. */
 struct wsd_conn_loop {
-    int ep;        /* -1 until the first connection makes it */
-    bool foreign;  /* a handler watched fds of its own in it: made afresh for the next one */
+    int ep;        /* -1 until opened */
+    bool foreign;  /* a handler watched fds of its own in it: close it, open a new one */
 };
 
 #define WSD_CONN_LOOP_INIT {.ep = -1}
+enum { WSD_CONN_LOOP_SIGNAL = 2, WSD_CONN_LOOP_OWNER_TAG = 8 };
 
-/* Close the set (the worker is leaving). */
+/* Make the set, watching sig_fd; 0 or -errno. */
+int wsd_conn_loop_open(struct wsd_conn_loop *l, int sig_fd);
+
+/* Close the set (the worker is leaving, or it is foreign). */
 void wsd_conn_loop_done(struct wsd_conn_loop *l);
 
 struct wsd_conn_params {

@@ -32,7 +32,7 @@ enum conn_state {
     ST_DONE,
 };
 
-enum { EV_SOCKET = 1, EV_SIGNAL, EV_HANDLER = 16 /* + a handler's tag */ };
+enum { EV_SOCKET = 1, EV_SIGNAL = WSD_CONN_LOOP_SIGNAL, EV_HANDLER = 16 /* + a handler's tag */ };
 
 struct wsd_conn {
     const struct wsd_config *cfg;

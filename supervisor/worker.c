@@ -32,10 +32,13 @@
 
 #define PAYLOAD_SLACK 8192 /* bytes after the request that the acceptor may have read */
 
+/* The dispatch queue's tag in the worker's set, while it waits idle. */
+#define EV_QUEUE WSD_CONN_LOOP_OWNER_TAG
+
 struct worker {
     const struct wsd_worker_args *args;
-    int ep, sig_fd;             /* ep: idle, waiting on the queue */
-    struct wsd_conn_loop loop;  /* serving: kept from one connection to the next */
+    int sig_fd;
+    struct wsd_conn_loop loop; /* one epoll set for waiting and serving */
 };
 
 static void report(const struct worker *w, struct wsd_report *r)
@@ -70,11 +73,11 @@ static int wait_for_connection(const struct worker *w, struct wsd_handoff *h, ui
 {
     for (;;) {
         struct epoll_event ev[2];
-        int n = epoll_wait(w->ep, ev, 2, -1);
+        int n = epoll_wait(w->loop.ep, ev, 2, -1);
         if (n < 0 && errno != EINTR)
             return -errno;
         for (int i = 0; i < n; i++)
-            if (ev[i].data.fd == w->sig_fd && idle_signal_means_exit(w->sig_fd))
+            if (ev[i].data.u32 == WSD_CONN_LOOP_SIGNAL && idle_signal_means_exit(w->sig_fd))
                 return -EINTR;
         int r = wsd_handoff_recv(WSD_FD_DISPATCH, h, payload, cap, ret_fd);
         if (r == -EAGAIN) /* another worker was faster, or only a signal woke us */
@@ -181,21 +184,19 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
     return r;
 }
 
-static int setup(struct worker *w)
-{
-    w->sig_fd = signalfd(-1, &w->args->prep->term_mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    w->ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->sig_fd};
-    if (w->sig_fd < 0 || w->ep < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sig_fd, &ev) < 0)
-        return -errno;
-    return 0;
-}
-
-/* Listen on the queue only while idle: a busy worker must not be woken for handoffs. */
+/* Listen on the queue only while idle: a busy worker must not be woken for handoffs. A set
+ * that a handler made foreign is replaced first. */
 static int watch_queue(struct worker *w, bool on)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = WSD_FD_DISPATCH};
-    int r = epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &ev);
+    if (on && w->loop.foreign)
+        wsd_conn_loop_done(&w->loop);
+    if (on && w->loop.ep < 0) {
+        int r = wsd_conn_loop_open(&w->loop, w->sig_fd);
+        if (r < 0)
+            return r;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = EV_QUEUE};
+    int r = epoll_ctl(w->loop.ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &ev);
     return r < 0 ? -errno : 0;
 }
 
@@ -210,11 +211,12 @@ int wsd_worker_prepare(struct wsd_worker_prep *ret, const struct wsd_config *cfg
 
 void wsd_worker_main(void *args)
 {
-    struct worker w = {.args = args, .ep = -1, .sig_fd = -1, .loop = WSD_CONN_LOOP_INIT};
+    struct worker w = {.args = args, .sig_fd = -1, .loop = WSD_CONN_LOOP_INIT};
     const struct wsd_config *cfg = w.args->cfg;
     wsd_spawn_clone_init("wsd-worker", w.args->supervisor_pid);
     wsd_log_setup((enum wsd_log_level)cfg->log_level, "wsd-worker");
-    if (setup(&w) < 0)
+    w.sig_fd = signalfd(-1, &w.args->prep->term_mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (w.sig_fd < 0)
         _exit(WSD_EXIT_FAILURE);
     if (cfg->handler == WSD_HANDLER_EXEC &&
         wsd_exec_worker_init(wsd_sandbox_program_ruleset(cfg)) < 0)
