@@ -4,17 +4,30 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Send req and read the whole answer (wsd closes after it) into a malloc'd, NUL-terminated
- * *ret. Returns its length or -errno. */
-static ssize_t request(const char *path, const char *req, char **ret)
+#define SPIN_LIMIT_NS (10ull * 1000 * 1000 * 1000)
+
+static uint64_t now_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Send req and read the whole answer (wsd closes after it) into a malloc'd, NUL-terminated
+ * *ret. With spin, the answer is polled for instead of slept on (see wsb_control_kill).
+ * Returns its length or -errno. */
+static ssize_t request(const char *path, const char *req, bool spin, char **ret)
+{
+    uint64_t give_up = now_ns() + SPIN_LIMIT_NS;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t len = 0, cap = 4096;
     char *buf;
@@ -48,8 +61,10 @@ static ssize_t request(const char *path, const char *req, char **ret)
             buf = bigger;
             cap *= 2;
         }
-        n = recv(fd, buf + len, cap - len - 1, 0);
+        n = recv(fd, buf + len, cap - len - 1, spin ? MSG_DONTWAIT : 0);
         if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN && spin && now_ns() < give_up)
             continue;
         if (n < 0) {
             r = -errno;
@@ -75,7 +90,7 @@ int wsb_control_list(const char *path, struct wsb_control_conn *ret, size_t cap)
     const char *p;
     char *answer;
     size_t n = 0;
-    ssize_t len = request(path, "list json\n", &answer);
+    ssize_t len = request(path, "list json\n", false, &answer);
 
     if (len < 0)
         return (int)len;
@@ -114,7 +129,7 @@ int wsb_control_kill(const char *path, uint64_t id, uint16_t code)
     int r;
 
     snprintf(req, sizeof(req), "kill %" PRIu64 " %u 0 \n", id, (unsigned)code);
-    len = request(path, req, &answer);
+    len = request(path, req, true, &answer);
     if (len < 0)
         return (int)len;
     r = strncmp(answer, "OK\n", 3) == 0                     ? 0

@@ -479,7 +479,10 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
     }
 
     for (;;) {
-        struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 20 * 1000 * 1000 };
+        /* While a kill is outstanding, poll: a sleeping client's own wake-up (up to a
+         * millisecond for an idle vCPU here) is not wsd's latency. */
+        struct __kernel_timespec ts = { .tv_sec = 0,
+                                        .tv_nsec = e.kill_target ? 0 : 20 * 1000 * 1000 };
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
 
