@@ -120,8 +120,8 @@ static void template_main(void *arg)
     /* Every worker is a copy of this process: off the kernel's stack, up to 1 GB from
      * anything else, a worker needs two page tables fewer (layout.h). */
     int r = wsd_layout_move_stack(template_run, s);
-    if (r != -ENOTSUP)
-        wsd_log_error(r, "moving the worker template's stack failed; keeping it");
+    if (r != -ENOTSUP) /* a kernel without PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE) */
+        wsd_log_warn(r, "moving the worker template's stack failed, keeping it");
     template_run(s);
 }
 
