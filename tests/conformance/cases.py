@@ -49,6 +49,9 @@ def fail_case(frames, code, before=(), chop=None, ext=None, port_attr="port"):
     """Send frames (bytes, pipelined), expect the events in before, then close with code."""
     def run(env):
         with Client(getattr(env, port_attr), extensions=ext) as c:
+            # A close among the frames is ours: the client must not send a second one after
+            # the server's answer (RFC 6455 5.5.1), which would meet a closed socket and a RST.
+            c.sent_close = any(f[0] & 0x0F == OP_CLOSE for f in frames)
             c.send(b"".join(frames), chop=chop)
             for kind, value in before:
                 c.expect(kind, value)
