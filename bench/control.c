@@ -10,24 +10,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#define SPIN_LIMIT_NS (10ull * 1000 * 1000 * 1000)
+#include "core/sys.h"
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#define SPIN_LIMIT_NS (10ull * 1000 * 1000 * 1000)
 
 /* Send req and read the whole answer (wsd closes after it) into a malloc'd, NUL-terminated
  * *ret. With spin, the answer is polled for instead of slept on (see wsb_control_kill).
  * Returns its length or -errno. */
 static ssize_t request(const char *path, const char *req, bool spin, char **ret)
 {
-    uint64_t give_up = now_ns() + SPIN_LIMIT_NS;
+    uint64_t give_up = wsd_now_ns() + SPIN_LIMIT_NS;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t len = 0, cap = 4096;
     char *buf;
@@ -64,7 +58,7 @@ static ssize_t request(const char *path, const char *req, bool spin, char **ret)
         n = recv(fd, buf + len, cap - len - 1, spin ? MSG_DONTWAIT : 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && spin && now_ns() < give_up)
+        if (n < 0 && errno == EAGAIN && spin && wsd_now_ns() < give_up)
             continue;
         if (n < 0) {
             r = -errno;

@@ -263,7 +263,7 @@ static void map_ids(struct engine *e, uint64_t t)
     if (mapped == open || t >= e->t_run + (uint64_t)(e->cfg->timeout_s * 1e9)) {
         e->res->unmapped = open - mapped;
         e->ids_mapped = true;
-        e->t_run = now_ns(); /* the kills are what is timed */
+        e->t_run = wsd_now_ns(); /* the kills are what is timed */
     } else {
         e->next_list_at = t + 20 * 1000 * 1000;
     }
@@ -295,7 +295,7 @@ static void kill_step(struct engine *e, uint64_t t)
          * it now, as a real client would have, not after this kill's request has blocked us. */
         (void)io_uring_submit(&e->ring);
         e->kill_target = c;
-        e->t_kill = now_ns();
+        e->t_kill = wsd_now_ns();
         r = wsb_control_kill(e->cfg->control, c->wsd_id, e->cfg->kill_code);
         if (r < 0) {
             e->kill_target = NULL;
@@ -376,7 +376,7 @@ static int engine_init(struct engine *e, const struct wsb_config *cfg, struct ws
     e->res = res;
     e->nconns = cfg->mode == WSB_MODE_HOLD || cfg->mode == WSB_MODE_KILL ? cfg->hold_n : cfg->conns;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)now_ns();
+        seed = (uint64_t)wsd_now_ns();
     e->rng = seed | 1;
 
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
@@ -456,7 +456,7 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
     if (r < 0)
         goto out;
 
-    e.t0 = now_ns();
+    e.t0 = wsd_now_ns();
     /* Opening may take as long as one timeout per batch; the run and the close add theirs. */
     e.t_hard = e.t0 + (uint64_t)((cfg->duration_s + cfg->settle_s + 3 * cfg->timeout_s +
                                   (double)e.nconns / 500.0) * 1e9);
@@ -498,7 +498,7 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
         }
         io_uring_cq_advance(&e.ring, n);
 
-        t = now_ns();
+        t = wsd_now_ns();
         tick(&e, t);
         if (e.hooked && hook) {
             hook(cfg, res);

@@ -8,10 +8,10 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "bench/engine.h"
 #include "bench/upgrade.h"
+#include "core/sys.h"
 #include "proto/ws_reader.h"
 
 enum op { OP_CANCEL = 0, OP_CONNECT, OP_SEND, OP_RECV };
@@ -77,13 +77,6 @@ struct engine {
     uint64_t t_kill;           /* when its kill was requested */
 };
 
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* xorshift64*: masking keys only need to differ per frame here, not to resist an attacker. */
 static inline uint64_t next_rand(struct engine *e)

@@ -13,11 +13,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+
+#include "core/sys.h"
 
 #define MASK_KEY 0x5a3c96e1u
 
@@ -48,13 +49,6 @@ struct tengine {
     uint64_t window_start, window_end;
     bool measuring;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static size_t frame_header(uint8_t *h, uint8_t opcode, size_t len)
 {
@@ -117,7 +111,7 @@ static int conn_open(struct tengine *e, struct tconn *c)
     (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->in_len = c->out_len = c->tls_pending = 0;
     c->head = c->inflight = 0;
-    c->t0 = now_ns();
+    c->t0 = wsd_now_ns();
     c->st = C_CONNECT;
     if (connect(c->fd, (const struct sockaddr *)&e->cfg->addr, sizeof(e->cfg->addr)) < 0 &&
         errno != EINPROGRESS)
@@ -152,7 +146,7 @@ static void conn_fail(struct tengine *e, struct tconn *c)
 {
     e->res->errors++;
     conn_close(e, c);
-    if (e->cfg->mode == WSB_MODE_CONN && now_ns() < e->window_end && conn_open(e, c) < 0)
+    if (e->cfg->mode == WSB_MODE_CONN && wsd_now_ns() < e->window_end && conn_open(e, c) < 0)
         conn_close(e, c);
 }
 
@@ -209,7 +203,7 @@ static void queue_upgrade(struct tengine *e, struct tconn *c)
 static void send_message(struct tengine *e, struct tconn *c)
 {
     (void)append(&c->out, &c->out_len, &c->out_cap, e->msg, e->msg_len);
-    c->sent_ns[(c->head + c->inflight) % e->cfg->pipeline] = now_ns();
+    c->sent_ns[(c->head + c->inflight) % e->cfg->pipeline] = wsd_now_ns();
     c->inflight++;
 }
 
@@ -228,7 +222,7 @@ static void queue_close(struct tengine *e, struct tconn *c)
 /* The 101 arrived: count the handshake and go on with the mode. */
 static void on_upgraded(struct tengine *e, struct tconn *c)
 {
-    uint64_t t = now_ns();
+    uint64_t t = wsd_now_ns();
     e->res->opened++;
     if (e->cfg->mode == WSB_MODE_CONN) {
         if (e->measuring)
@@ -281,7 +275,7 @@ static bool on_frames(struct tengine *e, struct tconn *c)
             if (c->st == C_CLOSING && e->measuring)
                 e->res->done++;
             conn_close(e, c);
-            if (e->cfg->mode == WSB_MODE_CONN && now_ns() < e->window_end && conn_open(e, c) < 0)
+            if (e->cfg->mode == WSB_MODE_CONN && wsd_now_ns() < e->window_end && conn_open(e, c) < 0)
                 conn_fail(e, c);
             return true;
         }
@@ -291,7 +285,7 @@ static bool on_frames(struct tengine *e, struct tconn *c)
             fprintf(stderr, "wsbench: echo of %zu bytes, sent %zu\n", plen, e->cfg->size);
             exit(2);
         }
-        uint64_t t = now_ns();
+        uint64_t t = wsd_now_ns();
         if (e->measuring) {
             e->res->done++;
             wsb_hist_record(&e->res->lat, t - c->sent_ns[c->head]);
@@ -422,7 +416,7 @@ static int setup(struct tengine *e)
 static void loop_until(struct tengine *e, uint64_t deadline, bool (*done)(struct tengine *))
 {
     struct epoll_event ev[256];
-    while (now_ns() < deadline && !(done && done(e))) {
+    while (wsd_now_ns() < deadline && !(done && done(e))) {
         int n = epoll_wait(e->ep, ev, 256, 10);
         for (int i = 0; i < n; i++) {
             struct tconn *c = ev[i].data.ptr;
@@ -446,7 +440,7 @@ int wsb_tls_engine_run(const struct wsb_config *cfg, struct wsb_result *res)
         fprintf(stderr, "wsbench: setting up the TLS engine failed: %s\n", strerror(-r));
         return r;
     }
-    uint64_t start = now_ns();
+    uint64_t start = wsd_now_ns();
     e.window_end = UINT64_MAX;
     for (unsigned i = 0; i < cfg->conns; i++)
         if (conn_open(&e, &e.c[i]) < 0)
@@ -454,14 +448,14 @@ int wsb_tls_engine_run(const struct wsb_config *cfg, struct wsb_result *res)
     if (cfg->mode == WSB_MODE_ECHO) {
         /* Open every connection first; measure only the steady state. */
         loop_until(&e, start + (uint64_t)(cfg->timeout_s * 1e9), all_open);
-        res->open_s = (double)(now_ns() - start) / 1e9;
+        res->open_s = (double)(wsd_now_ns() - start) / 1e9;
     }
-    e.window_start = now_ns();
+    e.window_start = wsd_now_ns();
     e.window_end = e.window_start + (uint64_t)(cfg->duration_s * 1e9);
     e.measuring = true;
     loop_until(&e, e.window_end, NULL);
     e.measuring = false;
-    res->elapsed_s = (double)(now_ns() - e.window_start) / 1e9;
+    res->elapsed_s = (double)(wsd_now_ns() - e.window_start) / 1e9;
     for (unsigned i = 0; i < cfg->conns; i++) {
         conn_close(&e, &e.c[i]);
         free(e.c[i].in);

@@ -48,7 +48,7 @@ void wsb_send_message(struct engine *e, struct conn *c)
 {
     const struct wsb_config *cfg = e->cfg;
 
-    c->tx_time[c->tx_seq % cfg->pipeline] = now_ns();
+    c->tx_time[c->tx_seq % cfg->pipeline] = wsd_now_ns();
     queue_frame(e, c, cfg->binary ? WSD_OP_BINARY : WSD_OP_TEXT, message_bytes(e, c, c->tx_seq),
                 cfg->size);
     c->tx_seq++;
@@ -60,7 +60,7 @@ void wsb_start_close(struct engine *e, struct conn *c)
 
     queue_frame(e, c, WSD_OP_CLOSE, payload, sizeof(payload));
     c->st = ST_CLOSE_SENT;
-    c->deadline = now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
+    c->deadline = wsd_now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
     wsb_post_send(e, c);
 }
 
@@ -124,7 +124,7 @@ int wsb_conn_start(struct engine *e, struct conn *c)
     c->tx_seq = c->rx_seq = 0;
     c->rx_off = 0;
     c->st = ST_CONNECTING;
-    c->t_start = now_ns();
+    c->t_start = wsd_now_ns();
     c->deadline = c->t_start + (uint64_t)(e->cfg->timeout_s * 1e9);
     wsd_ws_reader_init(&c->rd, (uint64_t)1 << 40, 0, false, false);
     sqe = wsb_get_sqe(e);
@@ -157,7 +157,7 @@ void wsb_conn_release(struct engine *e, struct conn *c)
 /* The whole cycle ended cleanly: close frames both ways and the server ended TCP. */
 void wsb_conn_done(struct engine *e, struct conn *c)
 {
-    uint64_t t = now_ns();
+    uint64_t t = wsd_now_ns();
 
     if ((e->cfg->mode == WSB_MODE_CONN || e->cfg->mode == WSB_MODE_CHURN) && e->phase == PH_RUN &&
         t <= e->t_end) {
@@ -170,7 +170,7 @@ void wsb_conn_done(struct engine *e, struct conn *c)
 
 void wsb_on_open(struct engine *e, struct conn *c)
 {
-    uint64_t t = now_ns();
+    uint64_t t = wsd_now_ns();
 
     e->connecting--;
     e->res->opened++;
@@ -208,7 +208,7 @@ void wsb_on_open(struct engine *e, struct conn *c)
 static void on_message_end(struct engine *e, struct conn *c)
 {
     const struct wsb_config *cfg = e->cfg;
-    uint64_t t = now_ns();
+    uint64_t t = wsd_now_ns();
 
     if (c->rx_off != cfg->size)
         wsb_die("connection %u: echo of message %llu has %zu bytes, sent %zu", c->slot,
@@ -268,7 +268,7 @@ static void on_close_frame(struct engine *e, struct conn *c, const struct wsd_ws
         return;
     }
     if (c == e->kill_target) { /* the close we asked wsd for: time it, check it, answer it */
-        wsb_hist_record(&e->res->lat, now_ns() - e->t_kill);
+        wsb_hist_record(&e->res->lat, wsd_now_ns() - e->t_kill);
         e->res->done++;
         e->kill_target = NULL;
         if (ev->close_code != e->cfg->kill_code)
@@ -284,7 +284,7 @@ static void on_close_frame(struct engine *e, struct conn *c, const struct wsd_ws
     else
         queue_frame(e, c, WSD_OP_CLOSE, payload, 2);
     c->st = ST_CLOSE_RECEIVED;
-    c->deadline = now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
+    c->deadline = wsd_now_ns() + (uint64_t)(e->cfg->timeout_s * 1e9);
     wsb_post_send(e, c);
 }
 
