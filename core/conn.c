@@ -200,9 +200,12 @@ static int send_upgrade(struct wsd_conn *c, const struct wsd_conn_params *p, uin
     return wsd_conn_io_send_iov(c, &iov, 1);
 }
 
-int wsd_conn_loop_open(struct wsd_conn_loop *l, int sig_fd)
+int wsd_conn_loop_ready(struct wsd_conn_loop *l, int sig_fd)
 {
-    l->foreign = false;
+    if (l->foreign)
+        wsd_conn_loop_done(l);
+    if (l->ep >= 0)
+        return 0;
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     if (l->ep < 0)
         return -errno;
@@ -226,9 +229,7 @@ void wsd_conn_loop_done(struct wsd_conn_loop *l)
 static int setup(struct wsd_conn *c, const struct wsd_conn_params *p)
 {
     struct wsd_conn_loop *l = p->loop;
-    if (l->foreign)
-        wsd_conn_loop_done(l);
-    int r = l->ep < 0 ? wsd_conn_loop_open(l, p->sig_fd) : 0;
+    int r = wsd_conn_loop_ready(l, p->sig_fd);
     if (r < 0)
         return r;
     if (p->ignore_term) { /* this handler must not hear SIGTERM; the set is remade after it */

@@ -66,8 +66,9 @@ struct wsd_conn_loop {
 #define WSD_CONN_LOOP_INIT {.ep = -1}
 enum { WSD_CONN_LOOP_SIGNAL = 2, WSD_CONN_LOOP_OWNER_TAG = 8 };
 
-/* Make the set, watching sig_fd; 0 or -errno. */
-int wsd_conn_loop_open(struct wsd_conn_loop *l, int sig_fd);
+/* Have the set ready to wait in: a foreign one closed, a closed one made, watching sig_fd.
+ * 0 or -errno. */
+int wsd_conn_loop_ready(struct wsd_conn_loop *l, int sig_fd);
 
 /* Close the set (the worker is leaving, or it is foreign). */
 void wsd_conn_loop_done(struct wsd_conn_loop *l);

@@ -188,16 +188,13 @@ static int serve(struct worker *w, int fd, struct wsd_handoff *h, uint8_t *paylo
  * that a handler made foreign is replaced first. */
 static int watch_queue(struct worker *w, bool on)
 {
-    if (on && w->loop.foreign)
-        wsd_conn_loop_done(&w->loop);
-    if (on && w->loop.ep < 0) {
-        int r = wsd_conn_loop_open(&w->loop, w->sig_fd);
-        if (r < 0)
-            return r;
-    }
+    int r = on ? wsd_conn_loop_ready(&w->loop, w->sig_fd) : 0;
+    if (r < 0)
+        return r;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = EV_QUEUE};
-    int r = epoll_ctl(w->loop.ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &ev);
-    return r < 0 ? -errno : 0;
+    if (epoll_ctl(w->loop.ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, WSD_FD_DISPATCH, &ev) < 0)
+        return -errno;
+    return 0;
 }
 
 int wsd_worker_prepare(struct wsd_worker_prep *ret, const struct wsd_config *cfg)
