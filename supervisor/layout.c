@@ -16,12 +16,6 @@
 
 #include "supervisor/exit.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN_BUILD 1
-#else
-#define ASAN_BUILD 0
-#endif
-
 /* The deepest a worker goes is a TLS handshake in wolfSSL: tens of kB. Only the pages used
  * cost memory; the rest is address space. */
 #define STACK_SIZE (1u << 20)
@@ -30,7 +24,7 @@ extern char **environ;
 
 void wsd_layout_heap_near_libs(void)
 {
-    if (ASAN_BUILD)
+    if (WSD_ASAN_BUILD)
         return; /* ASan's allocator does not use brk */
     /* glibc's malloc grows the main arena with brk while brk succeeds; when it fails, malloc
      * maps 1 MB blocks instead (glibc's "MORECORE failure" fallback) and keeps doing so. The
@@ -120,7 +114,7 @@ static void on_new_stack(void)
 
 int wsd_layout_move_stack(void (*fn)(void *), void *arg)
 {
-    if (ASAN_BUILD)
+    if (WSD_ASAN_BUILD)
         return -ENOTSUP; /* ASan tracks the thread's one stack */
     struct prctl_mm_map m;
     uintptr_t lo, hi;
@@ -137,23 +131,31 @@ int wsd_layout_move_stack(void (*fn)(void *), void *arg)
         return -ENOMEM;
     memcpy(args, (void *)(uintptr_t)m.arg_start, args_len);
     args[args_len - 1] = '\0';
-    if ((r = copy_environ()) < 0)
-        return r;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uint8_t *stack = mmap(NULL, STACK_SIZE + page, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (stack == MAP_FAILED)
-        return -errno;
+    ucontext_t uc;
+    if (stack == MAP_FAILED || getcontext(&uc) < 0)
+        r = -errno;
+    else
+        r = copy_environ();
+    if (r < 0) {
+        if (stack != MAP_FAILED)
+            (void)munmap(stack, STACK_SIZE + page);
+        free(args);
+        return r;
+    }
     (void)mprotect(stack, page, PROT_NONE); /* an overflow faults instead of writing below */
     /* ps and /proc/PID/cmdline read the arguments where the kernel says they are; the
      * environment area becomes empty (a worker's /proc/PID/environ shows nothing). */
     m.arg_start = (uintptr_t)args;
     m.arg_end = (uintptr_t)args + args_len;
     m.env_start = m.env_end = m.arg_end;
-    m.start_stack = (uintptr_t)stack + page + STACK_SIZE - page;
+    m.start_stack = (uintptr_t)stack + STACK_SIZE; /* in its top page: maps says [stack] */
     if (prctl(PR_SET_MM, PR_SET_MM_MAP, &m, sizeof(m), 0) < 0) {
         r = -errno;
         (void)munmap(stack, STACK_SIZE + page);
+        free(args);
         return r;
     }
     program_invocation_name = args;
@@ -164,9 +166,6 @@ int wsd_layout_move_stack(void (*fn)(void *), void *arg)
     moving.arg = arg;
     moving.old_lo = lo;
     moving.old_hi = hi;
-    ucontext_t uc;
-    if (getcontext(&uc) < 0)
-        return -errno;
     uc.uc_stack = (stack_t){.ss_sp = stack + page, .ss_size = STACK_SIZE};
     uc.uc_link = NULL;
     makecontext(&uc, on_new_stack, 0);

@@ -8,6 +8,14 @@
 #ifndef WSD_SUPERVISOR_LAYOUT_H
 #define WSD_SUPERVISOR_LAYOUT_H
 
+/* The AddressSanitizer build keeps the kernel's layout and every library (here and in trim.c):
+ * ASan tracks the thread's one stack, has its own allocator and reads every loaded object. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WSD_ASAN_BUILD 1
+#else
+#define WSD_ASAN_BUILD 0
+#endif
+
 /* Run from main's .preinit_array, before any library's constructor can call malloc: block
  * the brk heap with an inaccessible page at the program break, so that glibc's malloc takes
  * its memory with mmap, next to the libraries, instead of from a heap up to 1 GB away. */

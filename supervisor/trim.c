@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "supervisor/layout.h"
+
 #define MAX_SPANS 16
 
 /* By soname prefix: libsystemd and libseccomp, and the libraries Debian's libsystemd links
@@ -64,15 +66,9 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN_BUILD 1
-#else
-#define ASAN_BUILD 0
-#endif
-
 int wsd_trim_supervisor_libs(void)
 {
-    if (ASAN_BUILD)
+    if (WSD_ASAN_BUILD)
         return 0; /* ASan walks the loaded objects to print a report: keep them readable */
     struct spans sp = {.n = 0};
     (void)dl_iterate_phdr(collect, &sp);
