@@ -305,17 +305,15 @@ static bool run_deadlines(struct wsd_conn *c, int *timeout)
     return true;
 }
 
-/* Both close frames have passed and ours is out (whichever side sent the first). The client
- * must send nothing after its close frame (RFC 6455 5.5.1), so if nothing is unread, TCP can
- * be closed now rather than after its FIN: a wakeup less per connection, and the server
- * closes first (7.1.1). Its bytes after our close() would draw a RST, but only after our close
- * frame and FIN, which its stack has then taken (a reader sees them, then EOF). Bytes still
- * unread now would turn close() itself into a RST that can overtake the close frame: with
- * any, the half-close and the drain go on, as after a failed connection (no close from the
- * client). Plain TCP only: TLS has close_notify. */
+/* The client started the close handshake and our answer is out. If it sent nothing after its
+ * close frame (RFC 6455 5.5.1: it must not), TCP can be closed now rather than after its FIN:
+ * a wakeup less per connection. Its bytes after our close() would draw a RST, but only after
+ * our close frame and FIN, which its stack has then taken (a reader sees them, then EOF).
+ * Bytes still unread now would turn close() itself into a RST that can overtake the close
+ * frame: with any, the half-close and the drain go on. Plain TCP only: TLS has close_notify. */
 static bool close_now(struct wsd_conn *c, uint8_t *in)
 {
-    if (c->tls || !c->peer_closed)
+    if (c->tls || c->res.closed_by != WSD_CLOSED_BY_CLIENT)
         return false;
     return recv(c->fd, in, READ_SIZE, MSG_DONTWAIT) <= 0; /* nothing, EOF, or dead already */
 }

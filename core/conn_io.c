@@ -228,7 +228,6 @@ static void fail(struct wsd_conn *c, uint16_t code)
 
 static void handle_close_frame(struct wsd_conn *c, const struct wsd_ws_event *ev)
 {
-    c->peer_closed = true;
     if (c->state == ST_OPEN) {
         /* RFC 6455 5.5.1: echo the status code; a close without one gets an empty close. */
         uint8_t payload[WSD_CONTROL_PAYLOAD_MAX];

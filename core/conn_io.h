@@ -60,7 +60,6 @@ struct wsd_conn {
     size_t out_pause;
     uint32_t ep_events; /* what fd is registered for */
     bool code_set;
-    bool peer_closed; /* the client's close frame arrived */
     bool input_paused; /* the handler's backpressure */
     bool batch;        /* the handler is queueing several messages: write them at the end */
     bool end_told;     /* on_end has run */

@@ -9,7 +9,7 @@ import signal
 
 from wsdtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Shared, Wsd,
                      bytes_of, case, check, close_payload, expect_server_close, frame,
-                     local_port, pid_gone, recv_within, run, text_of, wait_until, ws_connect)
+                     local_port, recv_within, run, text_of, ws_connect)
 
 srv = Shared()
 
@@ -336,19 +336,6 @@ def raw_close_client_keeps_socket():
         c.expect_close(1000, reply=False)  # its close frame, then a clean EOF (no reset)
         line = w.close_line(c.local_port, timeout=3)  # while the client still holds its socket
         check(line.get("code") == "1000" and line.get("by") == "client", f"close line {line}")
-
-
-@case("raw: wsd's close (SIGTERM) answered by the client: TCP closed at once, without its FIN")
-def raw_server_close_client_keeps_socket():
-    with Wsd(env={"WSD_CLOSE_TIMEOUT_MS": "60000"}) as w, w.raw() as c:
-        c.handshake()
-        pid = w.worker_of(c.local_port)
-        os.kill(pid, signal.SIGTERM)
-        c.expect_close(1001)  # answered, then a clean EOF (no reset)
-        # A worker waiting for the client's FIN would stay until the 60 s close timeout.
-        line = w.close_line(c.local_port, timeout=3)  # while the client still holds its socket
-        check(line.get("code") == "1001" and line.get("by") == "server", f"close line {line}")
-        wait_until(lambda: pid_gone(pid), 3, f"worker {pid} to exit")
 
 
 @case("websockets: SIGTERM to the connection's worker -> close 1001")
