@@ -12,86 +12,80 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/sys.h"
-
-#define SPIN_LIMIT_NS (10ull * 1000 * 1000 * 1000)
-
-/* Send req and read the whole answer (wsd closes after it) into a malloc'd, NUL-terminated
- * *ret. With spin, the answer is polled for instead of slept on (see wsb_control_kill).
- * Returns its length or -errno. */
-static ssize_t request(const char *path, const char *req, bool spin, char **ret)
+/* Connect to wsd's control socket at path and send req; the answer is read by read_answer. */
+static int request_start(struct wsb_control_req *q, const char *path, const char *req)
 {
-    uint64_t give_up = wsd_now_ns() + SPIN_LIMIT_NS;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t len = 0, cap = 4096;
-    char *buf;
-    int fd, r = 0;
 
+    *q = (struct wsb_control_req){ .fd = -1 };
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    buf = malloc(cap);
-    if (!buf) {
-        close(fd);
+    q->cap = 4096;
+    q->buf = malloc(q->cap);
+    if (!q->buf)
         return -ENOMEM;
+    q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        send(q->fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        int r = -errno;
+        wsb_control_req_done(q);
+        return r;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        r = -errno;
-        goto out;
-    }
+    return 0;
+}
+
+/* Read what has come of the answer (wsd closes after it); with wait, block until it is whole.
+ * Returns 1 once it is (NUL-terminated in q->buf), 0 while more is to come, or -errno. */
+static int read_answer(struct wsb_control_req *q, bool wait)
+{
     for (;;) {
         ssize_t n;
 
-        if (cap - len < 2048) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                r = -ENOMEM;
-                goto out;
-            }
-            buf = bigger;
-            cap *= 2;
+        if (q->cap - q->len < 2048) {
+            char *bigger = realloc(q->buf, q->cap * 2);
+            if (!bigger)
+                return -ENOMEM;
+            q->buf = bigger;
+            q->cap *= 2;
         }
-        n = recv(fd, buf + len, cap - len - 1, spin ? MSG_DONTWAIT : 0);
+        n = recv(q->fd, q->buf + q->len, q->cap - q->len - 1, wait ? 0 : MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && spin && wsd_now_ns() < give_up)
-            continue;
-        if (n < 0) {
-            r = -errno;
-            goto out;
+        if (n < 0 && errno == EAGAIN && !wait)
+            return 0;
+        if (n < 0)
+            return -errno;
+        if (n == 0) {
+            q->buf[q->len] = '\0';
+            return 1;
         }
-        if (n == 0)
-            break;
-        len += (size_t)n;
+        q->len += (size_t)n;
     }
-out:
-    close(fd);
-    if (r < 0) {
-        free(buf);
-        return r;
-    }
-    buf[len] = '\0';
-    *ret = buf;
-    return (ssize_t)len;
+}
+
+void wsb_control_req_done(struct wsb_control_req *q)
+{
+    if (q->fd >= 0)
+        close(q->fd);
+    free(q->buf);
+    *q = (struct wsb_control_req){ .fd = -1 };
 }
 
 int wsb_control_list(const char *path, struct wsb_control_conn *ret, size_t cap)
 {
-    const char *p;
-    char *answer;
+    struct wsb_control_req req;
+    const char *p, *answer;
     size_t n = 0;
-    ssize_t len = request(path, "list json\n", false, &answer);
+    int r = request_start(&req, path, "list json\n");
 
-    if (len < 0)
-        return (int)len;
-    if (strncmp(answer, "OK\n[", 4) != 0) { /* "OK", then the JSON array */
-        free(answer);
-        return -EBADMSG;
+    if (r == 0)
+        r = read_answer(&req, true);
+    if (r < 0 || strncmp(req.buf, "OK\n[", 4) != 0) { /* "OK", then the JSON array */
+        wsb_control_req_done(&req);
+        return r < 0 ? r : -EBADMSG;
     }
+    answer = req.buf;
     /* Each entry is {"id":N,"pid":N,"peer":"ADDR:PORT",...}: the port follows the last ':'. */
     for (p = answer; n < cap && (p = strstr(p, "{\"id\":")); p++) {
         const char *peer = strstr(p, "\"peer\":\""), *end, *colon = NULL;
@@ -112,23 +106,29 @@ int wsb_control_list(const char *path, struct wsb_control_conn *ret, size_t cap)
             continue;
         ret[n++] = (struct wsb_control_conn){ .id = id, .peer_port = (uint16_t)port };
     }
-    free(answer);
+    wsb_control_req_done(&req);
     return (int)n;
 }
 
-int wsb_control_kill(const char *path, uint64_t id, uint16_t code)
+int wsb_control_kill_start(struct wsb_control_req *q, const char *path, uint64_t id,
+                           uint16_t code)
 {
-    char req[64], *answer;
-    ssize_t len;
-    int r;
+    char req[64];
 
     snprintf(req, sizeof(req), "kill %" PRIu64 " %u 0 \n", id, (unsigned)code);
-    len = request(path, req, true, &answer);
-    if (len < 0)
-        return (int)len;
-    r = strncmp(answer, "OK\n", 3) == 0                     ? 0
-        : strstr(answer, "no such connection") != NULL ? -ENOENT
-                                                         : -EBADMSG;
-    free(answer);
+    return request_start(q, path, req);
+}
+
+int wsb_control_kill_poll(struct wsb_control_req *q)
+{
+    int r = read_answer(q, false);
+
+    if (r == 0)
+        return 0;
+    if (r > 0)
+        r = strncmp(q->buf, "OK\n", 3) == 0                  ? 1
+            : strstr(q->buf, "no such connection") != NULL ? -ENOENT
+                                                            : -EBADMSG;
+    wsb_control_req_done(q);
     return r;
 }

@@ -283,6 +283,29 @@ static void kill_step(struct engine *e, uint64_t t)
     }
     if (!e->ids_mapped)
         map_ids(e, t);
+    if (e->kill_req.fd >= 0) { /* the answer to the last kill, polled for as its close frame */
+        int r = wsb_control_kill_poll(&e->kill_req);
+        struct conn *c = e->kill_asked;
+
+        if (r == 0 && t < e->t_kill + (uint64_t)(e->cfg->timeout_s * 1e9))
+            return;
+        if (r == 0) {
+            wsb_control_req_done(&e->kill_req);
+            r = -ETIMEDOUT;
+        }
+        if (r == -ETIMEDOUT && e->kill_target == c) {
+            e->kill_target = NULL;
+            wsb_conn_error(e, c, "no answer to the kill of wsd conn=%llu and no close frame "
+                           "within %.1f s", (unsigned long long)c->wsd_id, e->cfg->timeout_s);
+        } else if (r < 0 && e->kill_target == c) { /* no close frame will come */
+            e->kill_target = NULL;
+            wsb_conn_error(e, c, "kill of wsd conn=%llu refused: %s",
+                           (unsigned long long)c->wsd_id, strerror(-r));
+        } else if (r < 0 && e->res->errors++ < 10) { /* closed, but wsd did not say OK */
+            fprintf(stderr, "wsbench: connection %u: kill of wsd conn=%llu answered: %s\n",
+                    c->slot, (unsigned long long)c->wsd_id, strerror(-r));
+        }
+    }
     if (!e->ids_mapped || e->kill_target)
         return;
     while (e->kill_next < e->nconns) {
@@ -292,15 +315,16 @@ static void kill_step(struct engine *e, uint64_t t)
         if (c->st != ST_OPEN || c->wsd_id == 0)
             continue;
         /* The previous victim's answer to its close frame is still queued in the ring: send
-         * it now, as a real client would have, not after this kill's request has blocked us. */
+         * it now, as a real client would have, not after this kill's request has gone. */
         (void)io_uring_submit(&e->ring);
         e->kill_target = c;
+        e->kill_asked = c;
         e->t_kill = wsd_now_ns();
-        r = wsb_control_kill(e->cfg->control, c->wsd_id, e->cfg->kill_code);
+        r = wsb_control_kill_start(&e->kill_req, e->cfg->control, c->wsd_id, e->cfg->kill_code);
         if (r < 0) {
             e->kill_target = NULL;
-            wsb_conn_error(e, c, "kill of wsd conn=%llu refused: %s", (unsigned long long)c->wsd_id,
-                       strerror(-r));
+            wsb_conn_error(e, c, "kill of wsd conn=%llu: control socket: %s",
+                           (unsigned long long)c->wsd_id, strerror(-r));
             continue;
         }
         return;
@@ -372,6 +396,7 @@ static int engine_init(struct engine *e, const struct wsb_config *cfg, struct ws
     int r;
 
     memset(e, 0, sizeof(*e));
+    e->kill_req.fd = -1;
     e->cfg = cfg;
     e->res = res;
     e->nconns = cfg->mode == WSB_MODE_HOLD || cfg->mode == WSB_MODE_KILL ? cfg->hold_n : cfg->conns;
@@ -430,6 +455,7 @@ static int engine_init(struct engine *e, const struct wsb_config *cfg, struct ws
 
 static void engine_done(struct engine *e)
 {
+    wsb_control_req_done(&e->kill_req);
     for (unsigned i = 0; e->conns && i < e->nconns; i++) {
         struct conn *c = &e->conns[i];
         if (c->fd >= 0)
@@ -482,7 +508,8 @@ int wsb_engine_run(const struct wsb_config *cfg, struct wsb_result *res, wsb_hol
         /* While a kill is outstanding, poll: a sleeping client's own wake-up (up to a
          * millisecond for an idle vCPU here) is not wsd's latency. */
         struct __kernel_timespec ts = { .tv_sec = 0,
-                                        .tv_nsec = e.kill_target ? 0 : 20 * 1000 * 1000 };
+                                        .tv_nsec = e.kill_target || e.kill_req.fd >= 0
+                                                       ? 0 : 20 * 1000 * 1000 };
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bench/control.h"
 #include "bench/engine.h"
 #include "bench/upgrade.h"
 #include "core/sys.h"
@@ -74,6 +75,8 @@ struct engine {
     uint64_t next_list_at;     /* retry time while wsd's list lacks some connections */
     unsigned kill_next;        /* next slot to kill */
     struct conn *kill_target;  /* waiting for its close frame, or NULL */
+    struct conn *kill_asked;   /* whose kill request is waiting for wsd's answer */
+    struct wsb_control_req kill_req; /* that request (fd -1 once answered) */
     uint64_t t_kill;           /* when its kill was requested */
 };
 

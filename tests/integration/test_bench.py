@@ -9,7 +9,9 @@ reaps every child it makes. Each case checks wsd's process table and fds afterwa
 import asyncio
 import json
 import os
+import socket
 import subprocess
+import threading
 
 import websockets
 
@@ -96,6 +98,47 @@ def kill_no_control():
         rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 2, "--control",
                                     ctl + ".missing")
         check(rc == 2 and "list failed" in err, f"exit {rc}:\n{out}\n{err}")
+        w.check_clean()
+
+
+@case("kill: a kill request the control socket never answers (nor acts on) is an error after "
+      "--timeout; the run goes on to the next and ends (exit 1)")
+def kill_unanswered():
+    with Wsd(env={"WSD_MAX_CONNS_PER_IP": "0"}) as w:
+        real = os.path.join(w.tmp, "ctl.sock")
+        fake = os.path.join(w.tmp, "silent.sock")
+        held = []  # kill requests, left open and unanswered
+
+        def serve(listener):
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return  # closed: the case is over
+                line = conn.recv(256)
+                if not line.startswith(b"list"):
+                    held.append(conn)
+                    continue
+                with socket.socket(socket.AF_UNIX) as up:  # wsd answers the list itself
+                    up.connect(real)
+                    up.sendall(line)
+                    while chunk := up.recv(65536):
+                        conn.sendall(chunk)
+                conn.close()
+
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(fake)
+            listener.listen(8)
+            threading.Thread(target=serve, args=(listener,), daemon=True).start()
+            rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 2, "--control", fake,
+                                        "--settle", 0.2, "--timeout", 1)
+            listener.shutdown(socket.SHUT_RDWR)
+        for conn in held:
+            conn.close()
+        check(rc == 1 and len(held) == 2, f"exit {rc}, {len(held)} kills asked:\n{out}\n{err}")
+        check(err.count("no answer to the kill of wsd conn=") == 2,
+              f"each kill should be one error, naming what did not come:\n{err}")
+        check(res is not None and res["lat_us"]["count"] == 0, f"a kill was timed: {res}")
         w.check_clean()
 
 
