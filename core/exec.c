@@ -58,7 +58,7 @@ static uint8_t chunk[READ_CHUNK];
 int wsd_exec_worker_init(int isolate_fd)
 {
     wsd_exec_setup.spawn.isolate_fd = isolate_fd;
-    return wsd_exec_proc_become_reaper();
+    return wsd_sys_child_subreaper();
 }
 
 /* ---- routing and the request */

@@ -19,13 +19,6 @@
 
 #include "core/sys.h"
 
-#define CHILDREN_MAX_BYTES 16384 /* /proc/thread-self/children: pids as text */
-
-int wsd_exec_proc_become_reaper(void)
-{
-    return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? -errno : 0;
-}
-
 static void set_limit(int resource, uint64_t v)
 {
     if (v == 0)
@@ -148,44 +141,44 @@ static void signal_adopted(pid_t pid, int sig)
     wsd_close(fd);
 }
 
+struct tree_walk {
+    struct wsd_exec_proc *p;
+    int sig;
+    int left; /* processes still to wait for */
+};
+
+static void signal_child(pid_t pid, void *arg)
+{
+    struct tree_walk *t = arg;
+    struct wsd_exec_proc *p = t->p;
+    if (pid == p->pid) {
+        if (!wsd_exec_proc_poll_exit(p))
+            t->left++;
+        return;
+    }
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid)
+        return; /* an adopted orphan that had exited: reaped now */
+    t->left++;
+    if (t->sig == SIGTERM) {
+        for (unsigned i = 0; i < p->n_termed; i++)
+            if (p->termed[i] == pid)
+                return;
+        if (p->n_termed < sizeof(p->termed) / sizeof(p->termed[0]))
+            p->termed[p->n_termed++] = pid;
+    }
+    if (t->sig != 0)
+        signal_adopted(pid, t->sig);
+}
+
 int wsd_exec_proc_signal_tree(struct wsd_exec_proc *p, int sig)
 {
-    static char buf[CHILDREN_MAX_BYTES];
     if (p->pidfd >= 0 && sig != 0)
         (void)wsd_sys_pidfd_signal_group(p->pidfd, sig);
-    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct tree_walk t = {.p = p, .sig = sig};
+    if (wsd_sys_each_child(signal_child, &t) < 0)
         return p->pidfd >= 0 && !wsd_exec_proc_poll_exit(p) ? 1 : 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    wsd_close(fd);
-    int left = n == (ssize_t)sizeof(buf) - 1 ? 1 : 0; /* more than fits: not done yet */
-    buf[n > 0 ? n : 0] = '\0';
-    for (char *s = buf, *end; *s; s = end) {
-        long pid = strtol(s, &end, 10);
-        if (end == s)
-            break;
-        if (pid == p->pid) {
-            if (!wsd_exec_proc_poll_exit(p))
-                left++;
-            continue;
-        }
-        siginfo_t si = {0};
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid)
-            continue; /* an adopted orphan that had exited: reaped now */
-        left++;
-        if (sig == SIGTERM) {
-            bool seen = false;
-            for (unsigned i = 0; i < p->n_termed && !seen; i++)
-                seen = p->termed[i] == pid;
-            if (seen)
-                continue;
-            if (p->n_termed < sizeof(p->termed) / sizeof(p->termed[0]))
-                p->termed[p->n_termed++] = (pid_t)pid;
-        }
-        if (sig != 0)
-            signal_adopted((pid_t)pid, sig);
-    }
-    return left;
+    return t.left;
 }
 
 void wsd_exec_proc_reap(struct wsd_exec_proc *p)

@@ -44,10 +44,6 @@ struct wsd_exec_proc {
     unsigned n_termed;
 };
 
-/* Make the calling worker a child subreaper, so descendants orphaned by the program come to
- * it rather than to init. Returns 0 or -errno. */
-int wsd_exec_proc_become_reaper(void);
-
 /* Start the program. The worker's ends of the pipes are CLOEXEC and non-blocking. Returns 0,
  * or -errno with nothing left behind. */
 int wsd_exec_proc_start(const struct wsd_exec_spawn *sp, struct wsd_exec_proc *ret);

@@ -3,8 +3,11 @@
 #include "core/sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -71,6 +74,39 @@ int wsd_sys_close_range(unsigned first, unsigned flags)
     if (syscall(SYS_close_range, first, ~0U, flags) < 0)
         return -errno;
     return 0;
+}
+
+int wsd_sys_child_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? -errno : 0;
+}
+
+int wsd_sys_each_child(void (*fn)(pid_t pid, void *arg), void *arg)
+{
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[4096];
+    long pid = 0;
+    bool digits = false; /* a number is being read; it may continue in the next piece */
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                pid = pid * 10 + (buf[i] - '0');
+                digits = true;
+            } else if (digits) {
+                fn((pid_t)pid, arg);
+                pid = 0;
+                digits = false;
+            }
+        }
+    }
+    int r = n < 0 ? -errno : 0;
+    if (digits)
+        fn((pid_t)pid, arg);
+    wsd_close(fd);
+    return r;
 }
 
 int wsd_sys_sched_idle(void)

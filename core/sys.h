@@ -41,6 +41,15 @@ int wsd_close(int fd);
 void *wsd_sys_alloc_unforked(size_t size);
 void wsd_sys_free_unforked(void *p, size_t size);
 
+/* Make the calling process a child subreaper: descendants orphaned below it come to it, not
+ * to init. 0 or -errno. */
+int wsd_sys_child_subreaper(void);
+
+/* Call fn(pid, arg) for each child of the calling thread (/proc/thread-self/children, read in
+ * pieces: a supervisor may have tens of thousands). Only a child's own parent may trust the
+ * pid: it cannot be reused before that parent reaps it. Returns 0 or -errno. */
+int wsd_sys_each_child(void (*fn)(pid_t pid, void *arg), void *arg);
+
 /* Move the calling process to SCHED_IDLE: it then runs only when nothing else wants its CPU,
  * and any task that wakes there preempts it at once. For work nobody waits for, such as a
  * terminated worker's teardown. Without CAP_SYS_NICE there is no way back. */

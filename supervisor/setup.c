@@ -205,7 +205,12 @@ static int setup_listeners(struct supervisor *s, char addr[WSD_ADDR_STRLEN],
 
 int wsd_supervisor_setup(struct supervisor *s)
 {
-    int r = setup_channels(s);
+    /* A worker that dies abruptly leaves its exec program's descendants here (strays.c). */
+    int r = wsd_sys_child_subreaper();
+    if (r < 0)
+        wsd_log_warn(r, "prctl(PR_SET_CHILD_SUBREAPER) failed: what an exec program leaves "
+                        "behind when its worker is SIGKILLed goes to init");
+    r = setup_channels(s);
     if (r < 0) {
         wsd_log_error(r, "socketpair() failed while setting up the worker channels");
         return r;

@@ -91,6 +91,7 @@ struct supervisor {
     bool stopping, killed;
     uint64_t stop_deadline_ms;
     uint64_t last_scan_ms;
+    bool strays_left; /* a stray was signalled and is not reaped yet (strays.c) */
     /* The earliest SIGKILL deadline a worker on the ladder may have (UINT64_MAX: none), so the
      * tick scans the worker table for escalation only when one may be due. */
     uint64_t next_escalation_ms;
@@ -144,6 +145,10 @@ void wsd_terminate_escalate(struct supervisor *s, uint64_t now_ms);
 void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, int closed_by,
                     const siginfo_t *si);
 const char *wsd_cause_name(enum wsd_cause c);
+
+/* strays.c: SIGKILL and reap children of the supervisor from other sessions: what an exec
+ * program started, adopted when its worker died abruptly. */
+void wsd_strays_sweep(struct supervisor *s);
 
 /* detect_abuse.c: count a violation or refused handshake from ip; past the limit, ban it. */
 void wsd_abuse_record(struct supervisor *s, const struct wsd_ip *ip);

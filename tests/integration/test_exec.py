@@ -282,6 +282,22 @@ def wsctl_kill_ends_tree():
     wait_gone([pid, gc], GRACE_MS / 1000 + 2)
 
 
+@case("wsctl kill --force SIGKILLs the worker: the program dies with it, and its setsid "
+      "grandchild, adopted by the supervisor (not init), is SIGKILLed and reaped")
+def force_kill_ends_orphans():
+    w = srv()
+    with connect(w, "/grandchild.py") as c:
+        pid, gc = pids_line(c)
+        worker = w.worker_of(c.local_port)
+        cid = int(w.open_line(c.local_port)["conn"])
+        rc, out, err = wsctl(w, "kill", cid, "--force")
+        check(rc == 0, f"wsctl kill --force: {rc} {out} {err}")
+        c.expect_eof()
+    wait_gone([worker, pid, gc], 3, "the worker, its program and the grandchild")
+    wait_until(lambda: grep(w, f"reaped pid={gc}, left running by a worker that died"), 3,
+               "the supervisor's line for the grandchild")
+
+
 @case("a program that ignores SIGTERM (and its children) gets SIGKILL half a WSD_KILL_GRACE_MS "
       "after the SIGTERM, and the log says so")
 def sigterm_ignorer_killed():
