@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Raw syscalls behind one seam: clone3, pidfd_send_signal, waitid(P_PIDFD), close_range. */
+/* Raw syscalls behind one seam: clone3, pidfd_send_signal, waitid(P_PIDFD), close_range, the
+ * child-subreaper flag and the list of a thread's children. */
 #include "core/sys.h"
 
 #include <errno.h>
@@ -7,9 +8,9 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <stdbool.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
