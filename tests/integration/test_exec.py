@@ -166,6 +166,17 @@ def pids_line(c):
     return [int(v) for v in line.split()[1::2]]
 
 
+def wsctl_kill_grandchild(w, c, *args):
+    """c is connected to /grandchild.py: read its pids, then `wsctl kill` its connection with
+    args. Returns (program pid, grandchild pid, worker pid)."""
+    pid, gc = pids_line(c)
+    worker = w.worker_of(c.local_port)
+    cid = int(w.open_line(c.local_port)["conn"])
+    rc, out, err = wsctl(w, "kill", cid, *args)
+    check(rc == 0, f"wsctl kill {' '.join(args)}: {rc} {out} {err}")
+    return pid, gc, worker
+
+
 def wait_gone(pids, timeout=3, what="the program's tree"):
     wait_until(lambda: all(pid_gone(p) for p in pids), timeout,
                f"{what} ({pids}) to be gone and reaped")
@@ -274,10 +285,7 @@ def client_close_ends_tree():
 def wsctl_kill_ends_tree():
     w = srv()
     with connect(w, "/grandchild.py") as c:
-        pid, gc = pids_line(c)
-        cid = int(w.open_line(c.local_port)["conn"])
-        rc, out, err = wsctl(w, "kill", cid)
-        check(rc == 0, f"wsctl kill: {rc} {out} {err}")
+        pid, gc, _ = wsctl_kill_grandchild(w, c)
         c.expect_close(1008)
     wait_gone([pid, gc], GRACE_MS / 1000 + 2)
 
@@ -287,11 +295,7 @@ def wsctl_kill_ends_tree():
 def force_kill_ends_orphans():
     w = srv()
     with connect(w, "/grandchild.py") as c:
-        pid, gc = pids_line(c)
-        worker = w.worker_of(c.local_port)
-        cid = int(w.open_line(c.local_port)["conn"])
-        rc, out, err = wsctl(w, "kill", cid, "--force")
-        check(rc == 0, f"wsctl kill --force: {rc} {out} {err}")
+        pid, gc, worker = wsctl_kill_grandchild(w, c, "--force")
         c.expect_eof()
     wait_gone([worker, pid, gc], 3, "the worker, its program and the grandchild")
     wait_until(lambda: grep(w, f"reaped pid={gc}, left running by a worker that died"), 3,
@@ -321,10 +325,7 @@ def sigterm_ignorer_killed():
 def silent_client_tree_ends():
     w = srv()
     with connect(w, "/grandchild.py") as c:
-        pid, gc = pids_line(c)
-        cid = int(w.open_line(c.local_port)["conn"])
-        rc, _, err = wsctl(w, "kill", cid, "--code", "4000")
-        check(rc == 0, err)
+        pid, gc, _ = wsctl_kill_grandchild(w, c, "--code", "4000")
         f = c.recv_frame()
         check(f.opcode == OP_CLOSE and f.close_code() == 4000, f"close frame {f!r}")
         wait_gone([pid, gc], GRACE_MS / 1000 + 1)  # never answered; TCP still open
