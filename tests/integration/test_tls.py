@@ -8,6 +8,7 @@ then close_notify, bad certificates at startup, SIGHUP reload, and server-side c
 
 import asyncio
 import os
+import shutil
 import re
 import signal
 import socket
@@ -296,14 +297,14 @@ def request_timeout():
 # ---- bad certificates at startup
 
 
-def _run_bad(env):
+def _run_bad(env, wrap=()):
     marker = uuid.uuid4().hex
     e = {k: v for k, v in os.environ.items() if not k.startswith("WSD_")}
     e.update({"WSD_LISTEN": "127.0.0.1:0", "WSD_TEST_INSTANCE": marker})
     e.update(env)
     try:
-        return subprocess.run([WSD_BIN], env=e, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=5 * SLOW)
+        return subprocess.run([*wrap, WSD_BIN], env=e, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=5 * SLOW)
     finally:
         wait_until(lambda: not marked_pids(marker), 3, "no wsd process left")
 
@@ -331,6 +332,21 @@ def bad_certs():
         check(len(lines) == 1 and name in lines[0], f"{what}: want one line naming {name}: {lines}")
         if what == "expired":
             check("expired" in lines[0], f"expired: {lines[0]!r}")
+
+
+@case("a key wsd may not read (mode 000; as root, run without CAP_DAC_OVERRIDE and "
+      "CAP_DAC_READ_SEARCH, which would bypass the mode) -> exit 2, one line naming the file")
+def unreadable_key():
+    key = os.path.join(pki.dir, "locked.key")
+    shutil.copyfile(KEY, key)
+    os.chmod(key, 0)
+    wrap = ()
+    if os.geteuid() == 0:  # root reads any file unless these capabilities are gone
+        wrap = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+    r = _run_bad(tls_env(CHAIN, key), wrap)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    check(r.returncode == 2, f"exit {r.returncode}, want 2; {r.stderr!r}")
+    check(len(lines) == 1 and key in lines[0], f"want one line naming {key}: {lines}")
 
 
 # ---- reload
