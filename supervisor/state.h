@@ -91,7 +91,9 @@ struct supervisor {
     bool stopping, killed;
     uint64_t stop_deadline_ms;
     uint64_t last_scan_ms;
-    bool strays_left; /* a stray was signalled and is not reaped yet (strays.c) */
+    /* A worker died by a signal, or a stray was signalled and is not reaped yet: the tick
+     * sweeps (strays.c). */
+    bool strays_pending;
     /* The earliest SIGKILL deadline a worker on the ladder may have (UINT64_MAX: none), so the
      * tick scans the worker table for escalation only when one may be due. */
     uint64_t next_escalation_ms;

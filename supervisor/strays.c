@@ -6,7 +6,9 @@
  * they are told from wsd's own children: those all share the supervisor's session. A stray is
  * signalled through a pidfd opened while it is an unreaped child of ours (its pid cannot be
  * reused before we reap it), it and its process group with SIGKILL, and reaped on a later tick
- * once it has exited. */
+ * once it has exited. A sweep asks every child for its session (one getsid each, tens of
+ * thousands with that many workers), so it runs on the supervisor's tick, once for however
+ * many workers died since the last. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -47,5 +49,5 @@ void wsd_strays_sweep(struct supervisor *s)
     int r = wsd_sys_each_child(end_stray, &sw);
     if (r < 0)
         wsd_log_warn(r, "cannot list the supervisor's children to end strays");
-    s->strays_left = r == 0 && sw.left > 0;
+    s->strays_pending = r == 0 && sw.left > 0;
 }

@@ -231,7 +231,7 @@ static void handle_worker_exit(struct supervisor *s, uint32_t slot)
     w->pidfd = wsd_close(w->pidfd);
     wsd_pool_slot_release(&s->pool, w);
     if (wsd_reap_is_signaled(&si)) /* no chance to end its program's tree: what is left came here */
-        wsd_strays_sweep(s);
+        s->strays_pending = true; /* swept at the next tick: one sweep for a burst of kills */
 }
 
 /* Shutdown: busy workers close with 1001 through the ladder; idle ones just leave. */
@@ -341,7 +341,7 @@ static void handle_tick(struct supervisor *s)
     wsd_upgrade_tick(s, now);
     if (!s->stopping)
         wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
-    if (s->strays_left)
+    if (s->strays_pending)
         wsd_strays_sweep(s);
     if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
         s->last_scan_ms = now;
@@ -512,7 +512,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
             s.pool.idle >= s.cfg->pool_min)
             announce_ready(&s);
     }
-    if (s.strays_left) /* one last try: what is still alive goes to init */
+    if (s.strays_pending) /* one last try: what is still alive goes to init */
         wsd_strays_sweep(&s);
     wsd_log_notice("stopped: %" PRIu64 " connections served, %" PRIu64 " workers spawned",
                    s.shared->handed_off, s.pool.spawned_total);
