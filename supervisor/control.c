@@ -137,12 +137,13 @@ static void cmd_stats(struct supervisor *s, struct wsd_buf *b, bool json)
                json ? "{\"accepted\":%" PRIu64 ",\"handed_off\":%" PRIu64 ",\"open\":%u"
                       ",\"closed\":%" PRIu64 ",\"workers_spawned\":%" PRIu64 ",\"workers_idle\":%u"
                       ",\"kills\":%" PRIu64 ",\"escalations\":%" PRIu64 ",\"violations\":%" PRIu64
-                      ",\"bans\":%" PRIu64
+                      ",\"bans\":%" PRIu64 ",\"strays_reaped\":%" PRIu64
                     : "accepted: %" PRIu64 "\nhanded_off: %" PRIu64 "\nopen: %u\nclosed: %" PRIu64
                       "\nworkers_spawned: %" PRIu64 "\nworkers_idle: %u\nkills: %" PRIu64
-                      "\nescalations: %" PRIu64 "\nviolations: %" PRIu64 "\nbans: %" PRIu64 "\n",
+                      "\nescalations: %" PRIu64 "\nviolations: %" PRIu64 "\nbans: %" PRIu64
+                      "\nstrays_reaped: %" PRIu64 "\n",
                sh->accepted, sh->handed_off, s->pool.busy, t->closed, s->pool.spawned_total,
-               s->pool.idle, t->kills, t->escalations, t->violations, t->bans);
+               s->pool.idle, t->kills, t->escalations, t->violations, t->bans, t->strays_reaped);
     for (int c = 0; c < WSD_CAUSE_COUNT; c++)
         out_printf(b, json ? ",\"closed_%s\":%" PRIu64 : "closed_%s: %" PRIu64 "\n",
                    c == WSD_CAUSE_NONE ? "normally" : wsd_cause_name((enum wsd_cause)c),

@@ -63,6 +63,7 @@ struct wsd_totals {
     uint64_t closed_by_cause[WSD_CAUSE_COUNT];
     uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
     uint64_t bans;
+    uint64_t strays_reaped; /* what exec programs left when their workers were SIGKILLed */
     uint64_t tls_failed;                       /* wss:// TLS handshakes that failed */
     uint64_t tls_refused[WSD_HS_FAIL_COUNT];   /* bad requests answered through TLS */
 };

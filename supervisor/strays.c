@@ -19,6 +19,7 @@
 #include "supervisor/state.h"
 
 struct sweep {
+    struct supervisor *s;
     pid_t sid;     /* the supervisor's session */
     unsigned left; /* strays still alive */
 };
@@ -31,7 +32,8 @@ static void end_stray(pid_t pid, void *arg)
         return; /* one of wsd's own processes (or already gone) */
     siginfo_t si = {0};
     if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid) {
-        wsd_log_info("reaped pid=%d, left running by a worker that died", (int)pid);
+        wsd_log_notice("reaped pid=%d, left running by a worker that died", (int)pid);
+        sw->s->totals.strays_reaped++;
         return;
     }
     sw->left++;
@@ -45,7 +47,7 @@ static void end_stray(pid_t pid, void *arg)
 
 void wsd_strays_sweep(struct supervisor *s)
 {
-    struct sweep sw = {.sid = getsid(0)};
+    struct sweep sw = {.s = s, .sid = getsid(0)};
     int r = wsd_sys_each_child(end_stray, &sw);
     if (r < 0)
         wsd_log_warn(r, "cannot list the supervisor's children to end strays");

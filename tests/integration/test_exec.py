@@ -300,6 +300,11 @@ def force_kill_ends_orphans():
     wait_gone([worker, pid, gc], 3, "the worker, its program and the grandchild")
     wait_until(lambda: grep(w, f"reaped pid={gc}, left running by a worker that died"), 3,
                "the supervisor's line for the grandchild")
+    # the program too: it came to the supervisor as its worker died, then PDEATHSIG ended it
+    check(grep(w, f"reaped pid={pid}, left running by a worker that died"), "the program's line")
+    rc, out, _ = wsctl(w, "stats")
+    counts = dict(l.split(": ", 1) for l in out.splitlines() if ": " in l)
+    check(rc == 0 and int(counts.get("strays_reaped", 0)) == 2, f"stats: {out}")
 
 
 @case("a program that ignores SIGTERM (and its children) gets SIGKILL half a WSD_KILL_GRACE_MS "

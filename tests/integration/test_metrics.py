@@ -129,7 +129,8 @@ def exposition():
                      "wsd_handshake_failures_total", "wsd_connections_closed_total", "wsd_workers",
                      "wsd_workers_spawned_total", "wsd_terminations_total",
                      "wsd_kill_escalations_total", "wsd_heartbeat_terminations_total",
-                     "wsd_abuse_bans_total", "wsd_received_bytes_total", "wsd_sent_bytes_total",
+                     "wsd_abuse_bans_total", "wsd_strays_reaped_total",
+                     "wsd_received_bytes_total", "wsd_sent_bytes_total",
                      "wsd_received_messages_total", "wsd_sent_messages_total",
                      "wsd_kill_to_exit_seconds", "wsd_worker_spawn_seconds"]:
             check(want in types, f"{want} missing from /metrics")
