@@ -307,15 +307,21 @@ static bool run_deadlines(struct wsd_conn *c, int *timeout)
 
 /* The client started the close handshake and our answer is out. If it sent nothing after its
  * close frame (RFC 6455 5.5.1: it must not), TCP can be closed now rather than after its FIN:
- * a wakeup less per connection. Its bytes after our close() would draw a RST, but only after
- * our close frame and FIN, which its stack has then taken (a reader sees them, then EOF).
- * Bytes still unread now would turn close() itself into a RST that can overtake the close
- * frame: with any, the half-close and the drain go on. Plain TCP only: TLS has close_notify. */
+ * a wakeup less per connection. The FIN goes out at once (shutdown), not at the close() that
+ * comes after the connection's bookkeeping: bytes the client sends meanwhile turn that close()
+ * into a RST, and a RST that reaches the client before our FIN makes its next read fail
+ * (ECONNRESET) where it should see the end of the stream; after the FIN a reader sees our
+ * close frame, then EOF. Bytes already unread now would make even the shutdown's FIN follow a
+ * RST at close(): with any, the half-close and the drain go on. Plain TCP only: TLS has
+ * close_notify. */
 static bool close_now(struct wsd_conn *c, uint8_t *in)
 {
     if (c->tls || c->res.closed_by != WSD_CLOSED_BY_CLIENT)
         return false;
-    return recv(c->fd, in, READ_SIZE, MSG_DONTWAIT) <= 0; /* nothing, EOF, or dead already */
+    if (recv(c->fd, in, READ_SIZE, MSG_DONTWAIT) > 0)
+        return false;
+    (void)shutdown(c->fd, SHUT_WR); /* nothing, EOF, or dead already */
+    return true;
 }
 
 static void run(struct wsd_conn *c, uint8_t *in)

@@ -497,13 +497,24 @@ for i, code in enumerate([0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016
              close_echo(close_payload(code), 1002))
 
 
-@case("7.13.1", "data after our close and the server's: nothing answered, TCP closed")
-def _(env):
+def data_after_close(env):
     with Client(env.port) as c:
         c.send_close(1000)
         c.expect("close", (1000, ""))
         c.send(frame(OP_TEXT, "late") + frame(OP_PING, b"late"))
         c.expect_eof()
+
+
+@case("7.13.1", "data after our close and the server's: nothing answered, TCP closed")
+def _(env):
+    data_after_close(env)
+
+
+@case("7.13.2", "7.13.1 200 times over: the server's FIN always comes before the reset the "
+      "late bytes draw, so the end is always a clean EOF")
+def _(env):
+    for _ in range(200):
+        data_after_close(env)
 
 
 # ---- 9 limits and performance (sizes up to WSD_MAX_MESSAGE) ----
