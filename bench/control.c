@@ -25,10 +25,11 @@ static int request_start(struct wsb_control_req *q, const char *path, const char
     q->buf = malloc(q->cap);
     if (!q->buf)
         return -ENOMEM;
+    errno = 0;
     q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         send(q->fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        int r = -errno;
+        int r = errno ? -errno : -EIO; /* a short send sets no errno */
         wsb_control_req_done(q);
         return r;
     }
