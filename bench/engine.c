@@ -293,14 +293,15 @@ static void kill_step(struct engine *e, uint64_t t)
             wsb_control_req_done(&e->kill_req);
             r = -ETIMEDOUT;
         }
-        if (r == -ETIMEDOUT && e->kill_target == c) {
+        if (r < 0 && e->kill_target == c) { /* no close frame will come */
             e->kill_target = NULL;
-            wsb_conn_error(e, c, "no answer to the kill of wsd conn=%llu and no close frame "
-                           "within %.1f s", (unsigned long long)c->wsd_id, e->cfg->timeout_s);
-        } else if (r < 0 && e->kill_target == c) { /* no close frame will come */
-            e->kill_target = NULL;
-            wsb_conn_error(e, c, "kill of wsd conn=%llu refused: %s",
-                           (unsigned long long)c->wsd_id, strerror(-r));
+            if (r == -ETIMEDOUT)
+                wsb_conn_error(e, c, "no answer to the kill of wsd conn=%llu and no close "
+                               "frame within %.1f s", (unsigned long long)c->wsd_id,
+                               e->cfg->timeout_s);
+            else
+                wsb_conn_error(e, c, "kill of wsd conn=%llu refused: %s",
+                               (unsigned long long)c->wsd_id, strerror(-r));
         } else if (r < 0 && e->res->errors++ < 10) { /* closed, but wsd did not say OK */
             fprintf(stderr, "wsbench: connection %u: kill of wsd conn=%llu answered: %s\n",
                     c->slot, (unsigned long long)c->wsd_id, strerror(-r));

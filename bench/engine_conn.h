@@ -80,7 +80,6 @@ struct engine {
     uint64_t t_kill;           /* when its kill was requested */
 };
 
-
 /* xorshift64*: masking keys only need to differ per frame here, not to resist an attacker. */
 static inline uint64_t next_rand(struct engine *e)
 {

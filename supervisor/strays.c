@@ -9,7 +9,6 @@
  * once it has exited. A sweep asks every child for its session (one getsid each, tens of
  * thousands with that many workers), so it runs on the supervisor's tick, once for however
  * many workers died since the last. */
-#include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
