@@ -28,6 +28,7 @@
 #include "core/sys.h"
 #include "core/tls.h"
 #include "core/tls_accept.h"
+#include "core/wake.h"
 #include "proto/close.h"
 #include "proto/deflate.h"
 #include "proto/frame.h"
@@ -324,6 +325,17 @@ static bool close_now(struct wsd_conn *c, uint8_t *in)
     return true;
 }
 
+/* The blocking read (core/wake.h) serves while the connection waits for its client alone:
+ * open, nothing unsent, input not paused, no fds or deadline of the handler's to watch too,
+ * and plain TCP (wolfSSL's reads never wait). Otherwise the epoll loop. And only once a
+ * message came: setting the blocking read up costs three system calls, more than it saves
+ * a connection that opens and closes. */
+static bool waits_for_client_only(const struct wsd_conn *c, bool handler_deadline)
+{
+    return c->state == ST_OPEN && !c->tls && !c->loop->foreign && !handler_deadline &&
+           !c->close_deadline_ms && c->out.len == 0 && !c->input_paused && wsd_live.in_msgs > 0;
+}
+
 static void run(struct wsd_conn *c, uint8_t *in)
 {
     while (c->state != ST_DONE) {
@@ -347,15 +359,20 @@ static void run(struct wsd_conn *c, uint8_t *in)
                 c->handler->on_end(c, c->userdata);
         }
         int timeout = c->handler->on_loop ? c->handler->on_loop(c, c->userdata) : -1;
+        bool handler_deadline = timeout >= 0;
         if (!run_deadlines(c, &timeout))
             break;
+        if (waits_for_client_only(c, handler_deadline) && wsd_wake_arm(c->fd, c->hb_wake_ms)) {
+            wsd_conn_io_read(c, in, true);
+            continue;
+        }
         wsd_conn_io_update_epoll(c);
         /* wolfSSL may hold records it read but not yet handed out: epoll cannot see those. */
         bool pending = c->tls && (c->ep_events & EPOLLIN) && wsd_tls_has_pending(c->tls);
         struct epoll_event evs[8];
         int n = epoll_wait(c->ep, evs, 8, pending ? 0 : timeout);
         if (n == 0 && pending)
-            wsd_conn_io_readable(c, in);
+            wsd_conn_io_read(c, in, false);
         for (int i = 0; i < n && c->state != ST_DONE; i++) {
             switch (evs[i].data.u32) {
             case EV_SOCKET:
@@ -365,7 +382,7 @@ static void run(struct wsd_conn *c, uint8_t *in)
                     (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
                     wsd_conn_io_abort(c); /* gone while its handler could take no input */
                 else if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                    wsd_conn_io_readable(c, in);
+                    wsd_conn_io_read(c, in, false);
                 break;
             case EV_SIGNAL:
                 handle_signal(c);
@@ -489,6 +506,7 @@ int wsd_conn_serve(const struct wsd_conn_params *p, struct wsd_conn_result *ret)
     c.res.out_bytes = wsd_live.out_bytes;
     *ret = c.res;
 out:
+    wsd_wake_release(c.last);
     wsd_live.state = WSD_LIVE_IDLE;
     wsd_live.conn_id = 0;
     if (c.tls) {

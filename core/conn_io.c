@@ -30,15 +30,16 @@
 #define BATCH_MAX 16384
 #define SEND_IOV_MAX 2 /* pieces of one frame: header and payload */
 
-/* Transport: read from the socket or through TLS. Returns > 0, 0 at the end of the stream
- * (TCP FIN or close_notify), -EAGAIN when nothing is there now, or -errno. */
-static ssize_t conn_recv(struct wsd_conn *c, void *buf, size_t n)
+/* Transport: read from the socket (waiting for bytes if wait) or through TLS (never waits).
+ * Returns > 0, 0 at the end of the stream (TCP FIN or close_notify), -EAGAIN when nothing is
+ * there now, or -errno. */
+static ssize_t conn_recv(struct wsd_conn *c, void *buf, size_t n, bool wait)
 {
     if (c->tls) {
         ssize_t r = wsd_tls_read(c->tls, buf, n);
         return r == WSD_TLS_WANT_READ || r == WSD_TLS_WANT_WRITE ? -EAGAIN : r;
     }
-    ssize_t r = recv(c->fd, buf, n, MSG_DONTWAIT);
+    ssize_t r = recv(c->fd, buf, n, wait ? 0 : MSG_DONTWAIT);
     return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
 }
 
@@ -375,9 +376,9 @@ void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n)
     wsd_conn_io_update_epoll(c);
 }
 
-void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in)
+void wsd_conn_io_read(struct wsd_conn *c, uint8_t *in, bool wait)
 {
-    ssize_t n = conn_recv(c, in, READ_SIZE);
+    ssize_t n = conn_recv(c, in, READ_SIZE, wait);
     if (n < 0) {
         if (n != -EAGAIN)
             wsd_conn_io_abort(c);

@@ -103,8 +103,9 @@ void wsd_conn_io_update_epoll(struct wsd_conn *c);
 /* Run the receive rules over n bytes at buf (bytes that came with the handoff). */
 void wsd_conn_io_input(struct wsd_conn *c, uint8_t *buf, size_t n);
 
-/* The socket is readable: read into in (READ_SIZE bytes) and process what came. */
-void wsd_conn_io_readable(struct wsd_conn *c, uint8_t *in);
+/* Read into in (READ_SIZE bytes) and process what came: the socket is readable, or (wait) the
+ * worker blocks in recv() until it is (core/wake.h: a signal ends that wait early). */
+void wsd_conn_io_read(struct wsd_conn *c, uint8_t *in, bool wait);
 
 /* The socket is writable: write what is buffered. */
 void wsd_conn_io_writable(struct wsd_conn *c);

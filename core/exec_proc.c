@@ -55,11 +55,15 @@ static void child(const struct wsd_exec_spawn *sp, int in_r, int out_w, int err_
     /* After the uid change, which clears it: the program dies with its worker. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
         _exit(126);
-    /* The worker blocks every signal and ignores SIGPIPE; a program starts with neither. */
+    /* The worker blocks SIGTERM, ignores SIGPIPE and may catch SIGTERM and SIGALRM
+     * (core/wake.c); a program starts with none of that. Handlers first: once the mask opens
+     * they would run here, in memory shared with the worker. */
+    static const int reset[] = {SIGPIPE, SIGTERM, SIGALRM};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
+        (void)sigaction(reset[i], &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    (void)sigaction(SIGPIPE, &dfl, NULL);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     execve(sp->path, sp->argv, sp->envp);
     _exit(127);

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/shared.h"
 #include "core/sys.h"
+#include "core/wake.h"
 #include "supervisor/exit.h"
 #include "supervisor/layout.h"
 #include "supervisor/reap.h"
@@ -75,6 +76,10 @@ static void template_run(void *arg)
     struct wsd_worker_prep prep;
     if (wsd_worker_prepare(&prep, s->cfg) < 0)
         _exit(WSD_EXIT_FAILURE);
+    /* Inherited by every worker: one sigaction pair here, not one per connection. Exec
+     * programs' workers never wait in recv() (they watch pipes too). */
+    if (s->cfg->handler != WSD_HANDLER_EXEC)
+        (void)wsd_wake_install();
     for (;;) {
         struct template_request rq;
         ssize_t n = recv(WSD_FD_TEMPLATE, &rq, sizeof(rq), 0);

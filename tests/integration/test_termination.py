@@ -187,6 +187,77 @@ async def plain_kill_term():
         w.check_clean()
 
 
+SYS_RECVFROM, SYS_EPOLL_WAIT = 45, 232  # x86_64
+
+
+def waiting_in(pid):
+    """The system call the process is blocked in (/proc/PID/syscall), or None if running."""
+    with open(f"/proc/{pid}/syscall") as f:
+        first = f.read().split()[0]
+    return int(first) if first.lstrip("-").isdigit() else None
+
+
+@case("once a message came, a worker waits for its client in recv(), not epoll_wait() "
+      "(core/wake.h); wsctl kill and kill -TERM still reach it there")
+async def waits_in_recv():
+    if os.uname().machine != "x86_64":
+        raise Skip("the system call numbers are x86_64's")
+    with Wsd() as w:
+        async with ws_connect(w) as a, ws_connect(w) as b:
+            pa, pb = w.worker_of(local_port(a)), w.worker_of(local_port(b))
+            wait_until(lambda: waiting_in(pa) == SYS_EPOLL_WAIT, 3,
+                       "A's worker to wait in epoll_wait before any message")
+            for ws, pid in ((a, pa), (b, pb)):
+                await ws.send("m")
+                check(await recv_within(ws) == "m", "echo")
+                wait_until(lambda: waiting_in(pid) == SYS_RECVFROM, 3,
+                           f"worker {pid} to wait in recvfrom after a message")
+            rc, _, err = wsctl(w, "kill", conn_id(w, local_port(a)), "--code", "4003")
+            check(rc == 0, err)
+            e = await expect_server_close(a, 3)
+            check(e.rcvd is not None and e.rcvd.code == 4003, f"{e!r}")
+            os.kill(pb, signal.SIGTERM)
+            e = await expect_server_close(b, 3)
+            check(e.rcvd is not None and e.rcvd.code == 1001, f"{e!r}")
+            rc, out, _ = wsctl(w, "stats")
+            check("escalations: 0" in out, out)
+        w.check_clean()
+
+
+@case("kills racing busy connections: 40 clients echo without pause while wsctl kills them "
+      "one by one; each gets its close code and no worker needs SIGKILL")
+async def kills_race_busy_reads():
+    n = 40
+    with Wsd(env={"WSD_KILL_GRACE_MS": "2000"}) as w:
+        conns = [await ws_connect(w) for _ in range(n)]
+        try:
+            async def pump(ws):  # send, read the echo, repeat: the worker keeps waking
+                try:
+                    while True:
+                        await ws.send("x" * 100)
+                        await ws.recv()
+                except Exception as e:
+                    return e
+
+            pumps = [asyncio.create_task(pump(ws)) for ws in conns]
+            await asyncio.sleep(0.3)
+            ids = [conn_id(w, local_port(ws)) for ws in conns]
+            for i, cid in enumerate(ids):
+                rc, _, err = wsctl(w, "kill", cid, "--code", str(4000 + i))
+                check(rc == 0, err)
+                await asyncio.sleep(0.01)
+            ends = await asyncio.wait_for(asyncio.gather(*pumps), 10 * SLOW)
+            for i, e in enumerate(ends):
+                check(getattr(e, "rcvd", None) is not None and e.rcvd.code == 4000 + i,
+                      f"connection {i}: {e!r}")
+        finally:
+            for ws in conns:
+                await ws.close()
+        rc, out, _ = wsctl(w, "stats")
+        check("escalations: 0" in out, out)
+        w.check_clean()
+
+
 @case("wsctl refuses bad input with one line and exit 1: close codes that may not be sent, "
       "long or non-UTF-8 reasons, unknown ids, a socket nobody listens on; usage errors exit 2")
 async def wsctl_bad_input():

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/* Proves core/wake.c on a real TCP connection over loopback, each case in a fresh process that
+ * starts as a worker does (SIGTERM blocked, read through a signalfd): a blocking recv() ends at
+ * its deadline, never before; a SIGTERM that comes before the wait, during it, or from a plain
+ * kill() ends it, and the signalfd still reads that SIGTERM's own siginfo (sender, si_code,
+ * si_value: the connection and close code a kill names); bytes end it as always. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/sys.h"
+#include "core/wake.h"
+
+#define WATCHDOG_MS 10000 /* a case that hangs in recv() fails instead */
+
+/* Inside a case's process: report the first failed condition and leave. */
+#define REQUIRE(cond)                                                                          \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+            _exit(1);                                                                          \
+        }                                                                                      \
+    } while (0)
+
+struct pair {
+    int fd;   /* the worker's end */
+    int peer; /* the client's */
+    int sig_fd;
+};
+
+static struct pair connect_pair(void)
+{
+    struct pair p;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 1) == 0);
+    REQUIRE(getsockname(l, (struct sockaddr *)&a, &len) == 0);
+    p.peer = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(connect(p.peer, (struct sockaddr *)&a, sizeof(a)) == 0);
+    p.fd = accept4(l, NULL, NULL, SOCK_NONBLOCK); /* as the acceptor hands it over */
+    REQUIRE(p.fd >= 0);
+    close(l);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    REQUIRE(sigprocmask(SIG_BLOCK, &term, NULL) == 0);
+    p.sig_fd = signalfd(-1, &term, SFD_NONBLOCK);
+    REQUIRE(p.sig_fd >= 0);
+    return p;
+}
+
+static void queue_term(pid_t to, int value)
+{
+    union sigval v = {.sival_int = value};
+    REQUIRE(sigqueue(to, SIGTERM, v) == 0);
+}
+
+/* Arm until it says the wait may start: after a signal it first says no, once. */
+static void arm(const struct pair *p, uint64_t at_ms)
+{
+    for (int i = 0; i < 3; i++)
+        if (wsd_wake_arm(p->fd, at_ms))
+            return;
+    REQUIRE(!"wsd_wake_arm never let the wait start");
+}
+
+static void expect_term(const struct pair *p, int code, pid_t from, int value)
+{
+    struct signalfd_siginfo si;
+    REQUIRE(read(p->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si));
+    REQUIRE(si.ssi_signo == SIGTERM && si.ssi_code == code && (pid_t)si.ssi_pid == from);
+    if (code == SI_QUEUE)
+        REQUIRE(si.ssi_int == value);
+    REQUIRE(read(p->sig_fd, &si, sizeof(si)) < 0 && errno == EAGAIN); /* exactly one */
+}
+
+static void recv_ends_empty(const struct pair *p)
+{
+    char b;
+    REQUIRE(recv(p->fd, &b, 1, 0) < 0 && errno == EAGAIN);
+}
+
+static void case_deadline(void)
+{
+    struct pair p = connect_pair();
+    uint64_t t0 = wsd_now_ms();
+    arm(&p, t0 + 100);
+    recv_ends_empty(&p);
+    REQUIRE(wsd_now_ms() >= t0 + 100); /* ended by the deadline, not before it */
+    REQUIRE(!wsd_wake_arm(p.fd, 0));   /* the timer fired: one epoll round */
+    /* then blocking again, with no timer: bytes end the wait */
+    REQUIRE(wsd_wake_arm(p.fd, 0));
+    REQUIRE(send(p.peer, "ab", 2, 0) == 2);
+    char b[4];
+    REQUIRE(recv(p.fd, b, sizeof(b), 0) == 2);
+    wsd_wake_release(false);
+}
+
+static void case_term_before_wait(void)
+{
+    struct pair p = connect_pair();
+    queue_term(getpid(), 0x1234); /* pending while blocked, as when it comes between waits */
+    REQUIRE(!wsd_wake_arm(p.fd, 0)); /* the mask opened, the handler ran */
+    recv_ends_empty(&p);
+    expect_term(&p, SI_QUEUE, getpid(), 0x1234);
+    arm(&p, 0); /* SIGTERM read: the wait can start again */
+    REQUIRE(send(p.peer, "x", 1, 0) == 1);
+    char b;
+    REQUIRE(recv(p.fd, &b, 1, 0) == 1 && b == 'x');
+    wsd_wake_release(false);
+}
+
+static void case_term_during_wait(void)
+{
+    struct pair p = connect_pair();
+    pid_t self = getpid();
+    arm(&p, 0);
+    pid_t sender = fork();
+    REQUIRE(sender >= 0);
+    if (sender == 0) {
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL); /* long enough that recv() is waiting */
+        union sigval v = {.sival_int = 0x5678};
+        _exit(sigqueue(self, SIGTERM, v) == 0 ? 0 : 1);
+    }
+    recv_ends_empty(&p);
+    int status;
+    REQUIRE(waitpid(sender, &status, 0) == sender && status == 0);
+    expect_term(&p, SI_QUEUE, sender, 0x5678);
+    wsd_wake_release(false);
+}
+
+static void case_plain_kill(void)
+{
+    struct pair p = connect_pair();
+    arm(&p, 0);
+    REQUIRE(kill(getpid(), SIGTERM) == 0); /* delivered before this returns */
+    recv_ends_empty(&p);                    /* so this recv() does not wait */
+    expect_term(&p, SI_USER, getpid(), 0);
+    wsd_wake_release(false);
+}
+
+/* Run a case in its own process (wake.c's state and the signal mask are per process); fail
+ * if it fails or hangs. */
+static void in_child(void (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int status = -1;
+    for (int waited = 0; waited < WATCHDOG_MS; waited += 10) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        usleep(10 * 1000);
+    }
+    if (waitpid(pid, NULL, WNOHANG) == 0) { /* still running: hung */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("the case hung");
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_deadline_ends_wait(void **state)
+{
+    (void)state;
+    in_child(case_deadline);
+}
+
+static void test_term_before_wait(void **state)
+{
+    (void)state;
+    in_child(case_term_before_wait);
+}
+
+static void test_term_during_wait(void **state)
+{
+    (void)state;
+    in_child(case_term_during_wait);
+}
+
+static void test_plain_kill(void **state)
+{
+    (void)state;
+    in_child(case_plain_kill);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deadline_ends_wait),
+        cmocka_unit_test(test_term_before_wait),
+        cmocka_unit_test(test_term_during_wait),
+        cmocka_unit_test(test_plain_kill),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
