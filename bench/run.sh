@@ -151,6 +151,7 @@ SCEN=(
     "echo-c100-p4-s64k|echo -c 100 -p 4 -s 65536|wsd wsd-reuse lws ws python"
     "churn-c32|churn -c 32 -s 32|all"
     "kill-n$KILL_N|kill -n $KILL_N|wsd wsd-reuse"
+    "killwarm-n$KILL_N|kill -n $KILL_N --warm|wsd wsd-reuse"
 )
 [ "$QUICK" = 1 ] && SCEN=("${SCEN[0]}" "${SCEN[1]}" "${SCEN[2]}" "${SCEN[5]}" "${SCEN[6]}")
 

@@ -194,8 +194,13 @@ void wsb_on_open(struct engine *e, struct conn *c)
             wsb_start_close(e, c);
         }
         break;
-    case WSB_MODE_HOLD:
     case WSB_MODE_KILL:
+        if (e->cfg->warm && e->phase != PH_STOP) { /* its echo comes back during the settle */
+            wsb_send_message(e, c);
+            wsb_post_send(e, c);
+        }
+        /* fall through */
+    case WSB_MODE_HOLD:
         if (e->phase == PH_STOP)
             wsb_start_close(e, c);
         break;

@@ -24,9 +24,10 @@ static const char usage[] =
     "  wsbench conn  -c 64 -d 10          handshakes/s: open, upgrade, close, repeat\n"
     "  wsbench churn -c 32 -d 10 [-s 32]   open, upgrade, one echo, close, repeat\n"
     "  wsbench hold  -n 10000 [--pids PID,...] [-d 10] [--settle 3]\n"
-    "  wsbench kill  -n 1000 --control SOCKET [--code 1008] [--settle 3]\n"
+    "  wsbench kill  -n 1000 --control SOCKET [--code 1008] [--settle 3] [--warm]\n"
     "                open n connections, then have wsd close them one at a time through its\n"
-    "                control socket; latency: kill request -> close frame at the client\n"
+    "                control socket; latency: kill request -> close frame at the client;\n"
+    "                --warm: each first echoes one message (-s bytes), as one in use has\n"
     "  wsbench spawn -c 1 -d 2             no server: empty clone3 + exit + reap per second\n"
     "options: --url URL (ws://IPv4|localhost:PORT/path), -c conns, -p messages in flight per\n"
     "  connection, -s payload bytes, -d seconds, --binary, -n connections to hold,\n"
@@ -145,7 +146,7 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "settle", required_argument, NULL, 'S' }, { "help", no_argument, NULL, 'h' },
         { "control", required_argument, NULL, 'C' }, { "code", required_argument, NULL, 'K' },
         { "tls", no_argument, NULL, 't' },          { "epoll", no_argument, NULL, 'e' },
-        { "tls-version", required_argument, NULL, 'V' },
+        { "tls-version", required_argument, NULL, 'V' }, { "warm", no_argument, NULL, 'w' },
         { 0 },
     };
     int o;
@@ -196,6 +197,7 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 'K': cfg->kill_code = (uint16_t)parse_num("--code", optarg, 1000, 4999); break;
         case 't': cfg->tls = true; break;
         case 'e': cfg->epoll = true; break;
+        case 'w': cfg->warm = true; break;
         case 'V':
             if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
                 bad_usage("--tls-version must be 1.2 or 1.3, not", optarg);
@@ -376,8 +378,8 @@ static void print_json(const struct wsb_config *cfg, const struct wsb_result *re
     if (cfg->mode == WSB_MODE_HOLD)
         print_json_hold(cfg, res);
     if (cfg->mode == WSB_MODE_KILL)
-        printf(",\"n\":%u,\"code\":%u,\"unmapped\":%llu", cfg->hold_n, cfg->kill_code,
-               (unsigned long long)res->unmapped);
+        printf(",\"n\":%u,\"code\":%u,\"warm\":%s,\"unmapped\":%llu", cfg->hold_n,
+               cfg->kill_code, cfg->warm ? "true" : "false", (unsigned long long)res->unmapped);
     printf("}\n");
 }
 

@@ -37,6 +37,7 @@ struct wsb_config {
     unsigned hold_n;         /* -n (hold, kill) */
     const char *control;     /* kill: wsd's control socket */
     uint16_t kill_code;      /* kill: the close code asked for, and checked in the close frame */
+    bool warm;               /* kill: each connection echoes one message before the kills */
     unsigned connect_batch;  /* connects in flight while opening (echo, hold) */
     double timeout_s;        /* handshake and close timeout per connection */
     double settle_s;         /* hold, kill: wait after opening before measuring */

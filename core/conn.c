@@ -59,24 +59,28 @@ void wsd_conn_unwatch(struct wsd_conn *c, int fd)
     (void)epoll_ctl(c->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Read one termination from the signalfd. Returns false if there was none, or it names a
- * connection this worker served before (not ours); else true with the close code and reason
- * (buf holds it). */
+/* Take one termination: caught by core/wake.c's handler while the worker waited in recv(),
+ * else from the signalfd. Returns false if there was none, or it names a connection this
+ * worker served before (not ours); else true with the close code and reason (buf holds it). */
 static bool read_termination(struct wsd_conn *c, uint16_t *code, const char **reason,
                              char buf[WSD_KILL_REASON_MAX + 1])
 {
-    struct signalfd_siginfo si;
-    if (read(c->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-        return false;
+    struct wsd_wake_term t;
+    if (!wsd_wake_take_term(&t)) {
+        struct signalfd_siginfo si;
+        if (read(c->sig_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            return false;
+        t = (struct wsd_wake_term){.code = si.ssi_code, .value = si.ssi_ptr};
+    }
     *code = WSD_CLOSE_GOING_AWAY;
     *reason = "";
-    c->res.leave = si.ssi_code != SI_QUEUE || wsd_kill_value_conn(si.ssi_ptr) == 0;
-    if (si.ssi_code == SI_QUEUE) {
-        uint64_t id = wsd_kill_value_conn(si.ssi_ptr);
+    c->res.leave = t.code != SI_QUEUE || wsd_kill_value_conn(t.value) == 0;
+    if (t.code == SI_QUEUE) {
+        uint64_t id = wsd_kill_value_conn(t.value);
         if (id != 0 && id != c->id)
             return false; /* meant for a connection this worker served before: not ours */
-        if (wsd_kill_value_code(si.ssi_ptr) != 0)
-            *code = wsd_kill_value_code(si.ssi_ptr);
+        if (wsd_kill_value_code(t.value) != 0)
+            *code = wsd_kill_value_code(t.value);
         const struct wsd_kill_mailbox *m = &wsd_kill_mailbox;
         if (id != 0 && m->conn_id == id && m->reason_len <= WSD_KILL_REASON_MAX) {
             memcpy(buf, m->reason, m->reason_len);
@@ -101,6 +105,13 @@ static void handle_signal(struct wsd_conn *c)
         wsd_conn_io_start_close(c, code, reason);
     else
         c->state = ST_DONE; /* a second termination while closing: stop waiting */
+}
+
+/* A SIGTERM core/wake.c's handler caught while SIGTERM was unblocked (no system call). */
+static void handle_caught_signal(struct wsd_conn *c)
+{
+    if (wsd_wake_term_caught())
+        handle_signal(c);
 }
 
 /* One deadline for both heartbeat duties: the next ping, and the moment the client has been
@@ -364,6 +375,12 @@ static void run(struct wsd_conn *c, uint8_t *in)
             break;
         if (waits_for_client_only(c, handler_deadline) && wsd_wake_arm(c->fd, c->hb_wake_ms)) {
             wsd_conn_io_read(c, in, true);
+            if (c->state != ST_DONE)
+                handle_caught_signal(c);
+            continue;
+        }
+        if (wsd_wake_pause()) { /* caught before SIGTERM went back to the signalfd */
+            handle_signal(c);
             continue;
         }
         wsd_conn_io_update_epoll(c);

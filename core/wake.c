@@ -6,34 +6,54 @@
  *   rest of the worker never sees an EINTR it did not see before.
  * - A signal while the socket is being set up, before the handler knows it: the handler also
  *   sets `nudged`, which wsd_wake_arm reads after publishing the socket.
- * SIGTERM stays the signalfd's: while the worker waits in recv() it is unblocked, and its
- * handler queues the same siginfo to the worker again with SIGTERM blocked (the mask it returns
- * to), so the signalfd reads what the supervisor sent, code and connection id included, as
- * if it had never been unblocked. Then the next wsd_wake_arm unblocks it again. */
+ * SIGTERM is unblocked only from the first wsd_wake_arm of a connection to its
+ * wsd_wake_release; the handler keeps what the signal says (si_code, si_value) in one slot,
+ * which it fills only while empty and the worker empties after reading it, so neither needs a
+ * lock against the other; a SIGTERM that finds the slot full is dropped, as a standard signal
+ * is while one is pending. What the worker has not taken by the release goes back to its
+ * signalfd.
+ * All the state is one struct, written by wsd_wake_arm first: the handler, on the kill's
+ * critical path, then writes no page that the worker has not made its own yet (a copy-on-write
+ * fault there costs more than the rest of the handler). */
 #include "core/wake.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "core/sys.h"
 
-static volatile sig_atomic_t nudged;          /* a handler ran since wsd_wake_arm looked */
-static volatile sig_atomic_t term_blocked = 1; /* SIGTERM is in the mask, as workers start */
-static volatile sig_atomic_t target_fd = -1;   /* the socket a handler makes non-blocking */
+static struct {
+    volatile sig_atomic_t nudged;    /* a handler ran since wsd_wake_arm looked */
+    volatile sig_atomic_t target_fd; /* the socket a handler makes non-blocking, or -1 */
+    volatile sig_atomic_t caught;    /* term holds a SIGTERM the worker has not taken */
+    struct wsd_wake_term term;
+    bool installed;
+    bool term_open;       /* SIGTERM unblocked (its handler, not the signalfd, gets it) */
+    bool errno_owned;     /* errno written in this process (see wsd_wake_arm) */
+    int blocking_fd;      /* the socket we put in blocking mode, no handler since */
+    uint64_t alarm_at_ms; /* the deadline the interval timer is set for, 0 = none */
+} w __attribute__((aligned(256))) = {.target_fd = -1, .blocking_fd = -1}; /* within a page */
 
-static bool installed;
-static int blocking_fd = -1;  /* the socket we put in blocking mode, no handler since */
-static uint64_t alarm_at_ms;  /* the deadline the interval timer is set for, 0 = none */
+_Static_assert(sizeof(w) <= 256, "the wake state spans two pages");
+
+/* errno is put back only if a call here changed it: the write would be the worker's first to
+ * its TLS page, still the template's copy-on-write, a page fault on the kill's path. */
+#define KEEP_ERRNO(saved)                                                                      \
+    do {                                                                                       \
+        if (errno != (saved))                                                                  \
+            errno = (saved);                                                                   \
+    } while (0)
 
 static void nudge(void)
 {
-    nudged = 1;
-    int fd = target_fd;
+    w.nudged = 1;
+    int fd = w.target_fd;
     if (fd >= 0)
         (void)fcntl(fd, F_SETFL, O_NONBLOCK); /* a socket's only status flag here */
 }
@@ -43,21 +63,24 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
     (void)sig, (void)si, (void)uc;
     int saved = errno;
     nudge();
-    errno = saved;
+    KEEP_ERRNO(saved);
 }
 
-static void on_term(int sig, siginfo_t *si, void *ucv)
+static void on_term(int sig, siginfo_t *si, void *uc)
 {
+    (void)sig, (void)uc;
     int saved = errno;
-    ucontext_t *uc = ucv;
-    siginfo_t again = *si;
-    /* SIGTERM is blocked while this runs, so it stays pending; the mask restored on return
-     * keeps it blocked. To itself the kernel lets a process queue any si_code. */
-    (void)syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), sig, &again);
-    sigaddset(&uc->uc_sigmask, sig);
-    term_blocked = 1;
+    if (!w.caught) { /* else dropped, as a second SIGTERM is while one is pending */
+        w.term = (struct wsd_wake_term){
+            .code = si->si_code,
+            .pid = si->si_pid,
+            .uid = si->si_uid,
+            .value = (uint64_t)(uintptr_t)si->si_value.sival_ptr,
+        };
+        w.caught = 1;
+    }
     nudge();
-    errno = saved;
+    KEEP_ERRNO(saved);
 }
 
 int wsd_wake_install(void)
@@ -72,7 +95,7 @@ int wsd_wake_install(void)
     sa.sa_sigaction = on_term;
     if (sigaction(SIGTERM, &sa, NULL) < 0)
         return -errno;
-    installed = true;
+    w.installed = true;
     return 0;
 }
 
@@ -87,51 +110,102 @@ static void set_alarm(uint64_t at_ms)
         it.it_value.tv_usec = (suseconds_t)(left % 1000 * 1000);
     }
     (void)setitimer(ITIMER_REAL, &it, NULL);
-    alarm_at_ms = at_ms;
+    w.alarm_at_ms = at_ms;
+}
+
+static void mask_term(int how)
+{
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    (void)sigprocmask(how, &term, NULL);
 }
 
 /* True if a handler ran since the last look; what it may have changed is then re-done by
  * the next wsd_wake_arm. */
 static bool take_nudge(void)
 {
-    if (!nudged)
+    if (!w.nudged)
         return false;
-    nudged = 0;
-    blocking_fd = -1; /* the handler made it non-blocking */
-    alarm_at_ms = 0;  /* spent, if it was the timer: set again next time */
+    w.nudged = 0;
+    w.blocking_fd = -1; /* the handler made it non-blocking */
+    w.alarm_at_ms = 0;  /* spent, if it was the timer: set again next time */
     return true;
 }
 
 bool wsd_wake_arm(int fd, uint64_t at_ms)
 {
-    if (!installed && wsd_wake_install() < 0)
+    if (!w.installed && wsd_wake_install() < 0)
         return false;
+    if (!w.errno_owned) {
+        /* The recv() a signal ends sets errno (EAGAIN). A worker's TLS page, where errno
+         * lives, is still the template's, copy-on-write: its first write faults, and that
+         * would fall on the kill's path. Almost every worker writes errno sooner or later;
+         * here it is once, before any kill. */
+        *(volatile int *)&errno = errno;
+        w.errno_owned = true;
+    }
     if (take_nudge())
         return false;
-    if (alarm_at_ms != at_ms)
+    if (w.alarm_at_ms != at_ms)
         set_alarm(at_ms);
-    if (blocking_fd != fd) {
-        target_fd = -1;
+    if (w.blocking_fd != fd) {
+        w.target_fd = -1;
         if (fcntl(fd, F_SETFL, 0) < 0)
             return false;
-        blocking_fd = fd;
+        w.blocking_fd = fd;
     }
-    target_fd = fd;
-    if (term_blocked) {
-        sigset_t term;
-        sigemptyset(&term);
-        sigaddset(&term, SIGTERM);
-        term_blocked = 0; /* before: a SIGTERM pending now is handled as the mask opens */
-        (void)sigprocmask(SIG_UNBLOCK, &term, NULL);
+    w.target_fd = fd;
+    if (!w.term_open) {
+        w.term_open = true;
+        mask_term(SIG_UNBLOCK); /* a SIGTERM pending now is caught as the mask opens */
     }
     return !take_nudge();
 }
 
+bool wsd_wake_term_caught(void)
+{
+    return w.caught;
+}
+
+bool wsd_wake_take_term(struct wsd_wake_term *ret)
+{
+    if (!w.caught)
+        return false;
+    *ret = w.term; /* the handler leaves term alone until caught is cleared */
+    w.caught = 0;
+    return true;
+}
+
+bool wsd_wake_pause(void)
+{
+    if (w.term_open) {
+        w.term_open = false;
+        mask_term(SIG_BLOCK);
+    }
+    return w.caught;
+}
+
 void wsd_wake_release(bool exiting)
 {
-    target_fd = -1;
-    blocking_fd = -1;
-    if (alarm_at_ms != 0 && !exiting)
+    w.target_fd = -1;
+    w.blocking_fd = -1;
+    if (exiting)
+        return;
+    if (w.alarm_at_ms != 0)
         set_alarm(0);
-    alarm_at_ms = 0;
+    (void)wsd_wake_pause();
+    /* Caught but not taken: back to the signalfd, for the idle worker's wait. To itself a
+     * process may queue any si_code. */
+    struct wsd_wake_term t;
+    if (wsd_wake_take_term(&t)) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        si.si_signo = SIGTERM;
+        si.si_code = t.code;
+        si.si_pid = t.pid;
+        si.si_uid = t.uid;
+        si.si_value.sival_ptr = (void *)(uintptr_t)t.value;
+        (void)syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), SIGTERM, &si);
+    }
 }

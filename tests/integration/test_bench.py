@@ -76,19 +76,26 @@ async def corrupt_echo():
     check(not out.strip(), f"a corrupted run still printed results:\n{out.decode()}")
 
 
-@case("kill: each of 20 connections closed through the control socket with the asked code")
+@case("kill: each of 20 connections closed through the control socket with the asked code; "
+      "with --warm each first echoes a message (its worker then waits in recv())")
 def kill_mode():
-    with Wsd(env={"WSD_MAX_CONNS_PER_IP": "0"}) as w:
-        ctl = os.path.join(w.tmp, "ctl.sock")
-        rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 20, "--control", ctl,
-                                    "--code", 4001, "--settle", 0.2)
-        expect_clean_run(rc, res, out, err, "kill")
-        check(res["count"] == 20 and res["lat_us"]["count"] == 20 and res["unmapped"] == 0,
-              f"not every connection was killed and timed: {res}")
-        # wsd logs a termination when it reaps the worker, which may be after wsbench is done
-        wait_until(lambda: len([l for l in w.log_lines() if "cause=operator code=4001" in l]) == 20,
-                   5, "wsd to log 20 operator kills with code 4001")
-        w.check_clean()
+    for warm in (False, True):
+        with Wsd(env={"WSD_MAX_CONNS_PER_IP": "0"}) as w:
+            ctl = os.path.join(w.tmp, "ctl.sock")
+            rc, res, out, err = wsbench("kill", "--url", w.url(), "-n", 20, "--control", ctl,
+                                        "--code", 4001, "--settle", 0.2,
+                                        *(["--warm"] if warm else []))
+            expect_clean_run(rc, res, out, err, "kill")
+            check(res["count"] == 20 and res["lat_us"]["count"] == 20 and res["unmapped"] == 0
+                  and res["warm"] == warm, f"not every connection was killed and timed: {res}")
+            # wsd logs a termination when it reaps the worker, which may be after wsbench is done
+            wait_until(lambda: len([l for l in w.log_lines()
+                                    if "cause=operator code=4001" in l]) == 20,
+                       5, "wsd to log 20 operator kills with code 4001")
+            echoed = [l for l in w.log_lines() if ": close conn=" in l and " in_msgs=1 " in l]
+            check(len(echoed) == (20 if warm else 0),
+                  f"{len(echoed)} connections echoed a message first (warm={warm})")
+            w.check_clean()
 
 
 @case("kill: a control socket that does not answer stops the run (exit 2), timing nothing")

@@ -2,8 +2,9 @@
 /* Proves core/wake.c on a real TCP connection over loopback, each case in a fresh process that
  * starts as a worker does (SIGTERM blocked, read through a signalfd): a blocking recv() ends at
  * its deadline, never before; a SIGTERM that comes before the wait, during it, or from a plain
- * kill() ends it, and the signalfd still reads that SIGTERM's own siginfo (sender, si_code,
- * si_value: the connection and close code a kill names); bytes end it as always. */
+ * kill() ends it and is caught with its own siginfo (sender, si_code, si_value: the connection
+ * and close code a kill names); bytes end it as always; before an epoll wait, and at the end of
+ * the connection, SIGTERM is the signalfd's again, with anything caught but not taken. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -78,14 +79,26 @@ static void arm(const struct pair *p, uint64_t at_ms)
     REQUIRE(!"wsd_wake_arm never let the wait start");
 }
 
-static void expect_term(const struct pair *p, int code, pid_t from, int value)
+/* The termination core/wake.c caught, exactly once, with what its sender put in it. */
+static void expect_caught(int code, pid_t from, int value)
+{
+    struct wsd_wake_term t;
+    REQUIRE(wsd_wake_term_caught() && wsd_wake_take_term(&t));
+    REQUIRE(t.code == code && t.pid == from);
+    if (code == SI_QUEUE)
+        REQUIRE((int)t.value == value);
+    REQUIRE(!wsd_wake_term_caught() && !wsd_wake_take_term(&t));
+}
+
+/* The one SIGTERM the signalfd holds. */
+static void expect_in_signalfd(const struct pair *p, int code, pid_t from, int value)
 {
     struct signalfd_siginfo si;
     REQUIRE(read(p->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si));
     REQUIRE(si.ssi_signo == SIGTERM && si.ssi_code == code && (pid_t)si.ssi_pid == from);
     if (code == SI_QUEUE)
         REQUIRE(si.ssi_int == value);
-    REQUIRE(read(p->sig_fd, &si, sizeof(si)) < 0 && errno == EAGAIN); /* exactly one */
+    REQUIRE(read(p->sig_fd, &si, sizeof(si)) < 0 && errno == EAGAIN);
 }
 
 static void recv_ends_empty(const struct pair *p)
@@ -102,6 +115,7 @@ static void case_deadline(void)
     recv_ends_empty(&p);
     REQUIRE(wsd_now_ms() >= t0 + 100); /* ended by the deadline, not before it */
     REQUIRE(!wsd_wake_arm(p.fd, 0));   /* the timer fired: one epoll round */
+    REQUIRE(!wsd_wake_term_caught());
     /* then blocking again, with no timer: bytes end the wait */
     REQUIRE(wsd_wake_arm(p.fd, 0));
     REQUIRE(send(p.peer, "ab", 2, 0) == 2);
@@ -114,13 +128,18 @@ static void case_term_before_wait(void)
 {
     struct pair p = connect_pair();
     queue_term(getpid(), 0x1234); /* pending while blocked, as when it comes between waits */
-    REQUIRE(!wsd_wake_arm(p.fd, 0)); /* the mask opened, the handler ran */
+    REQUIRE(!wsd_wake_arm(p.fd, 0)); /* the mask opened, the handler caught it */
     recv_ends_empty(&p);
-    expect_term(&p, SI_QUEUE, getpid(), 0x1234);
-    arm(&p, 0); /* SIGTERM read: the wait can start again */
+    expect_caught(SI_QUEUE, getpid(), 0x1234);
+    arm(&p, 0); /* taken: the wait can start again */
     REQUIRE(send(p.peer, "x", 1, 0) == 1);
     char b;
     REQUIRE(recv(p.fd, &b, 1, 0) == 1 && b == 'x');
+    /* going to epoll: SIGTERM is the signalfd's again */
+    REQUIRE(!wsd_wake_pause());
+    queue_term(getpid(), 0x4321);
+    REQUIRE(!wsd_wake_term_caught());
+    expect_in_signalfd(&p, SI_QUEUE, getpid(), 0x4321);
     wsd_wake_release(false);
 }
 
@@ -140,7 +159,7 @@ static void case_term_during_wait(void)
     recv_ends_empty(&p);
     int status;
     REQUIRE(waitpid(sender, &status, 0) == sender && status == 0);
-    expect_term(&p, SI_QUEUE, sender, 0x5678);
+    expect_caught(SI_QUEUE, sender, 0x5678);
     wsd_wake_release(false);
 }
 
@@ -150,8 +169,22 @@ static void case_plain_kill(void)
     arm(&p, 0);
     REQUIRE(kill(getpid(), SIGTERM) == 0); /* delivered before this returns */
     recv_ends_empty(&p);                    /* so this recv() does not wait */
-    expect_term(&p, SI_USER, getpid(), 0);
+    REQUIRE(wsd_wake_pause());              /* caught before the epoll wait */
+    expect_caught(SI_USER, getpid(), 0);
     wsd_wake_release(false);
+}
+
+static void case_release_returns_untaken(void)
+{
+    struct pair p = connect_pair();
+    arm(&p, 0);
+    queue_term(getpid(), 0x77); /* caught, never taken: the connection ended first */
+    REQUIRE(wsd_wake_term_caught());
+    wsd_wake_release(false);
+    REQUIRE(!wsd_wake_term_caught());
+    expect_in_signalfd(&p, SI_QUEUE, getpid(), 0x77); /* for the idle worker's wait */
+    queue_term(getpid(), 0x78);                      /* and SIGTERM is blocked again */
+    expect_in_signalfd(&p, SI_QUEUE, getpid(), 0x78);
 }
 
 /* Run a case in its own process (wake.c's state and the signal mask are per process); fail
@@ -203,6 +236,12 @@ static void test_plain_kill(void **state)
     in_child(case_plain_kill);
 }
 
+static void test_release_returns_untaken(void **state)
+{
+    (void)state;
+    in_child(case_release_returns_untaken);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_term_before_wait),
         cmocka_unit_test(test_term_during_wait),
         cmocka_unit_test(test_plain_kill),
+        cmocka_unit_test(test_release_returns_untaken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
