@@ -35,6 +35,7 @@ static struct {
     struct wsd_wake_term term;
     bool installed;
     bool term_open;       /* SIGTERM unblocked (its handler, not the signalfd, gets it) */
+    bool alarm_open;      /* SIGALRM unblocked */
     bool errno_owned;     /* errno written in this process (see wsd_wake_arm) */
     int blocking_fd;      /* the socket we put in blocking mode, no handler since */
     uint64_t alarm_at_ms; /* the deadline the interval timer is set for, 0 = none */
@@ -113,12 +114,18 @@ static void set_alarm(uint64_t at_ms)
     w.alarm_at_ms = at_ms;
 }
 
+/* SIGTERM, and with it (the first time) SIGALRM: a worker starts with every signal blocked,
+ * as the supervisor has them. SIGALRM then stays open: its timer runs only while armed. */
 static void mask_term(int how)
 {
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    (void)sigprocmask(how, &term, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    if (how == SIG_UNBLOCK && !w.alarm_open) {
+        sigaddset(&set, SIGALRM);
+        w.alarm_open = true;
+    }
+    (void)sigprocmask(how, &set, NULL);
 }
 
 /* True if a handler ran since the last look; what it may have changed is then re-done by

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from wsdtest import (OP_BINARY, OP_CLOSE, OP_TEXT, SLOW, WSCTL, WSD_BIN, Closed, Fail, RawWs,
-                     Skip, Wsd, await_until, case, check, conn_id, echo_once,
+from wsdtest import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, SLOW, WSCTL, WSD_BIN,
+                     Closed, Fail, RawWs, Skip, Wsd, await_until, case, check, conn_id, echo_once,
                      expect_server_close, frame, kv, local_port, pid_alive, pid_gone,
                      recv_within, run, upgrade_request, wait_until, ws_connect, wsctl)
 
@@ -197,6 +197,17 @@ def waiting_in(pid):
     return int(first) if first.lstrip("-").isdigit() else None
 
 
+def wsctl_kill(w, cid, code):
+    rc, _, err = wsctl(w, "kill", cid, "--code", str(code))
+    check(rc == 0, err)
+
+
+def check_no_escalations(w):
+    """No worker needed SIGKILL: every termination ended with its close frame."""
+    rc, out, _ = wsctl(w, "stats")
+    check("escalations: 0" in out, out)
+
+
 @case("once a message came, a worker waits for its client in recv(), not epoll_wait() "
       "(core/wake.h); wsctl kill and kill -TERM still reach it there")
 async def waits_in_recv():
@@ -212,15 +223,13 @@ async def waits_in_recv():
                 check(await recv_within(ws) == "m", "echo")
                 wait_until(lambda: waiting_in(pid) == SYS_RECVFROM, 3,
                            f"worker {pid} to wait in recvfrom after a message")
-            rc, _, err = wsctl(w, "kill", conn_id(w, local_port(a)), "--code", "4003")
-            check(rc == 0, err)
+            wsctl_kill(w, conn_id(w, local_port(a)), 4003)
             e = await expect_server_close(a, 3)
             check(e.rcvd is not None and e.rcvd.code == 4003, f"{e!r}")
             os.kill(pb, signal.SIGTERM)
             e = await expect_server_close(b, 3)
             check(e.rcvd is not None and e.rcvd.code == 1001, f"{e!r}")
-            rc, out, _ = wsctl(w, "stats")
-            check("escalations: 0" in out, out)
+            check_no_escalations(w)
         w.check_clean()
 
 
@@ -243,8 +252,7 @@ async def kills_race_busy_reads():
             await asyncio.sleep(0.3)
             ids = [conn_id(w, local_port(ws)) for ws in conns]
             for i, cid in enumerate(ids):
-                rc, _, err = wsctl(w, "kill", cid, "--code", str(4000 + i))
-                check(rc == 0, err)
+                wsctl_kill(w, cid, 4000 + i)
                 await asyncio.sleep(0.01)
             ends = await asyncio.wait_for(asyncio.gather(*pumps), 10 * SLOW)
             for i, e in enumerate(ends):
@@ -253,8 +261,7 @@ async def kills_race_busy_reads():
         finally:
             for ws in conns:
                 await ws.close()
-        rc, out, _ = wsctl(w, "stats")
-        check("escalations: 0" in out, out)
+        check_no_escalations(w)
         w.check_clean()
 
 
@@ -432,6 +439,44 @@ async def heartbeat_dead_peer():
             await live.send("alive")
             check(await recv_within(live) == "alive", "the live client was closed")
             check(live.close_code is None, "the live client was closed")
+        w.check_clean()
+
+
+@case("heartbeat while a worker waits in recv(): after a message, an idle client that answers "
+      "pings gets one every interval and is never taken for dead or stuck; once it stops "
+      "answering, it is closed with 1001 (cause=heartbeat)")
+def heartbeat_in_recv_wait():
+    interval = int(HB["WSD_PING_INTERVAL_MS"]) / 1000
+    with Wsd(env=HB) as w:
+        with w.raw() as c:
+            c.handshake()
+            c.send_frame(OP_TEXT, "m")
+            check(c.recv_message()[:2] == (OP_TEXT, b"m"), "echo")
+            pid, cid = w.worker_of(c.local_port), conn_id(w, c.local_port)
+            if os.uname().machine == "x86_64":
+                wait_until(lambda: waiting_in(pid) == SYS_RECVFROM, 3,
+                           "the worker to wait in recvfrom")
+            pings, t0 = 0, time.monotonic()
+            while time.monotonic() - t0 < 8 * interval:  # silent but for pongs
+                f = c.recv_frame(timeout=3 * interval)
+                check(f.opcode == OP_PING, f"only pings while idle, got {f!r}")
+                c.send_frame(OP_PONG, f.payload)
+                pings += 1
+            check(pings >= 5, f"{pings} pings in {8 * interval:.1f} s at a {interval} s interval")
+            check(not any(": terminated conn=" in l for l in w.log_lines()),
+                  "an idle client that answers pings was terminated")
+            t1 = time.monotonic()  # now stop answering: the dead-peer verdict
+            while True:
+                f = c.recv_frame(timeout=5)
+                if f.opcode == OP_CLOSE:
+                    break
+                check(f.opcode == OP_PING, f"{f!r}")
+            check(f.close_code() == 1001, f"{f!r}")
+            bound = interval + int(HB["WSD_PING_TIMEOUT_MS"]) / 1000
+            took = time.monotonic() - t1
+            check(took <= bound + 1.0 * SLOW, f"closed {took:.2f} s after the last pong")
+        line = terminated_line(w, cid)
+        check("cause=heartbeat" in line, line)
         w.check_clean()
 
 
