@@ -39,6 +39,11 @@
 #include "proto/ws_codes.h"
 #include "proto/ws_reader.h"
 
+/* The blocking read's system call saved per wakeup counts when wakeups are many and each
+ * brings little. Past this much per read the epoll wait served better (64 KiB echo, 5
+ * alternating rounds: 7-9% more messages per second). */
+#define BLOCKING_READ_MAX 16384
+
 int wsd_conn_watch(struct wsd_conn *c, int fd, uint32_t tag, uint32_t events)
 {
     if (events == 0) {
@@ -344,7 +349,8 @@ static bool close_now(struct wsd_conn *c, uint8_t *in)
 static bool waits_for_client_only(const struct wsd_conn *c, bool handler_deadline)
 {
     return c->state == ST_OPEN && !c->tls && !c->loop->foreign && !handler_deadline &&
-           !c->close_deadline_ms && c->out.len == 0 && !c->input_paused && wsd_live.in_msgs > 0;
+           !c->close_deadline_ms && c->out.len == 0 && !c->input_paused && wsd_live.in_msgs > 0 &&
+           c->last_read < BLOCKING_READ_MAX;
 }
 
 static void run(struct wsd_conn *c, uint8_t *in)

@@ -389,6 +389,7 @@ void wsd_conn_io_read(struct wsd_conn *c, uint8_t *in, bool wait)
         return;
     }
     wsd_live.last_rx_ms = wsd_live.loop_ms = wsd_now_ms();
+    c->last_read = (size_t)n;
     wsd_conn_io_input(c, in, (size_t)n);
 }
 

@@ -76,6 +76,7 @@ struct wsd_conn {
     char peer[WSD_ADDR_STRLEN];
     char path[LOG_PATH_MAX];
     struct wsd_tls *tls; /* wss://: the session every byte goes through; NULL for ws:// */
+    size_t last_read;    /* bytes the last read returned */
 };
 
 /* Write n bytes through the transport (TLS or the socket) now. Returns bytes taken (> 0),

@@ -6,12 +6,15 @@
  *   rest of the worker never sees an EINTR it did not see before.
  * - A signal while the socket is being set up, before the handler knows it: the handler also
  *   sets `nudged`, which wsd_wake_arm reads after publishing the socket.
- * SIGTERM is unblocked only from the first wsd_wake_arm of a connection to its
- * wsd_wake_release; the handler keeps what the signal says (si_code, si_value) in one slot,
- * which it fills only while empty and the worker empties after reading it, so neither needs a
- * lock against the other; a SIGTERM that finds the slot full is dropped, as a standard signal
- * is while one is pending. What the worker has not taken by the release goes back to its
- * signalfd.
+ * SIGTERM is unblocked from the first wsd_wake_arm of a connection to its wsd_wake_release.
+ * Between an arm and the next wsd_wake_pause the handler keeps what the signal says (si_code,
+ * si_value) in one slot, which it fills only while empty and the worker empties after reading
+ * it, so neither needs a lock against the other; a SIGTERM that finds the slot full is
+ * dropped, as a standard signal is while one is pending. From a pause (an epoll wait is next)
+ * to the next arm it queues the signal to the signalfd instead, which the epoll wait watches:
+ * a pause costs no system call, however often a connection goes from one wait to the other
+ * (each time its output backs up). What the worker has not taken from the slot by the
+ * release goes back to its signalfd too.
  * All the state is one struct, written by wsd_wake_arm first: the handler, on the kill's
  * critical path, then writes no page that the worker has not made its own yet (a copy-on-write
  * fault there costs more than the rest of the handler). */
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "core/sys.h"
@@ -32,9 +36,10 @@ static struct {
     volatile sig_atomic_t nudged;    /* a handler ran since wsd_wake_arm looked */
     volatile sig_atomic_t target_fd; /* the socket a handler makes non-blocking, or -1 */
     volatile sig_atomic_t caught;    /* term holds a SIGTERM the worker has not taken */
+    volatile sig_atomic_t in_epoll;  /* from wsd_wake_pause to wsd_wake_arm */
+    volatile sig_atomic_t term_open; /* SIGTERM unblocked (its handler, not the signalfd, gets it) */
     struct wsd_wake_term term;
     bool installed;
-    bool term_open;       /* SIGTERM unblocked (its handler, not the signalfd, gets it) */
     bool alarm_open;      /* SIGALRM unblocked */
     bool errno_owned;     /* errno written in this process (see wsd_wake_arm) */
     int blocking_fd;      /* the socket we put in blocking mode, no handler since */
@@ -67,11 +72,18 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
     KEEP_ERRNO(saved);
 }
 
-static void on_term(int sig, siginfo_t *si, void *uc)
+static void on_term(int sig, siginfo_t *si, void *ucv)
 {
-    (void)sig, (void)uc;
     int saved = errno;
-    if (!w.caught) { /* else dropped, as a second SIGTERM is while one is pending */
+    if (w.in_epoll) {
+        /* An epoll wait watches the signalfd, not the slot: queue the same signal there and
+         * return with SIGTERM blocked, so that it stays pending. To itself a process may queue
+         * any si_code. The next wsd_wake_arm unblocks SIGTERM again. */
+        pid_t self = getpid();
+        (void)syscall(SYS_rt_tgsigqueueinfo, self, self, sig, si);
+        sigaddset(&((ucontext_t *)ucv)->uc_sigmask, sig);
+        w.term_open = 0;
+    } else if (!w.caught) { /* else dropped, as a second SIGTERM is while one is pending */
         w.term = (struct wsd_wake_term){
             .code = si->si_code,
             .pid = si->si_pid,
@@ -142,6 +154,7 @@ static bool take_nudge(void)
 
 bool wsd_wake_arm(int fd, uint64_t at_ms)
 {
+    w.in_epoll = 0;
     if (!w.installed && wsd_wake_install() < 0)
         return false;
     if (!w.errno_owned) {
@@ -164,7 +177,7 @@ bool wsd_wake_arm(int fd, uint64_t at_ms)
     }
     w.target_fd = fd;
     if (!w.term_open) {
-        w.term_open = true;
+        w.term_open = 1;
         mask_term(SIG_UNBLOCK); /* a SIGTERM pending now is caught as the mask opens */
     }
     return !take_nudge();
@@ -186,10 +199,7 @@ bool wsd_wake_take_term(struct wsd_wake_term *ret)
 
 bool wsd_wake_pause(void)
 {
-    if (w.term_open) {
-        w.term_open = false;
-        mask_term(SIG_BLOCK);
-    }
+    w.in_epoll = 1;
     return w.caught;
 }
 
@@ -201,7 +211,11 @@ void wsd_wake_release(bool exiting)
         return;
     if (w.alarm_at_ms != 0)
         set_alarm(0);
-    (void)wsd_wake_pause();
+    if (w.term_open) {
+        w.term_open = 0;
+        mask_term(SIG_BLOCK);
+    }
+    w.in_epoll = 0;
     /* Caught but not taken: back to the signalfd, for the idle worker's wait. To itself a
      * process may queue any si_code. */
     struct wsd_wake_term t;

@@ -38,9 +38,9 @@ bool wsd_wake_arm(int fd, uint64_t at_ms);
 bool wsd_wake_take_term(struct wsd_wake_term *ret);
 bool wsd_wake_term_caught(void);
 
-/* The worker is about to wait through epoll instead: SIGTERM goes back to the signalfd
- * (blocked again, if wsd_wake_arm had unblocked it). Returns true if one was caught before:
- * take it (wsd_wake_take_term), since the signalfd will not show it. */
+/* The worker is about to wait through epoll instead: until the next wsd_wake_arm a SIGTERM
+ * goes to the signalfd, which the epoll set watches. Returns true if one was caught before:
+ * take it (wsd_wake_take_term), since the signalfd will not show it. No system call. */
 bool wsd_wake_pause(void);
 
 /* The connection on fd is ending: no handler touches it any more, its timer stops, SIGTERM is

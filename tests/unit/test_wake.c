@@ -3,8 +3,9 @@
  * starts as a worker does (SIGTERM blocked, read through a signalfd): a blocking recv() ends at
  * its deadline, never before; a SIGTERM that comes before the wait, during it, or from a plain
  * kill() ends it and is caught with its own siginfo (sender, si_code, si_value: the connection
- * and close code a kill names); bytes end it as always; before an epoll wait, and at the end of
- * the connection, SIGTERM is the signalfd's again, with anything caught but not taken. */
+ * and close code a kill names); bytes end it as always; during an epoll wait a SIGTERM reaches
+ * the signalfd (and wakes the wait), and at the end of the connection SIGTERM is the
+ * signalfd's again, with anything caught but not taken. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -169,6 +171,38 @@ static void case_term_during_wait(void)
     wsd_wake_release(false);
 }
 
+static void case_term_during_epoll(void)
+{
+    struct pair p = connect_pair();
+    pid_t self = getpid();
+    arm(&p, 0);
+    REQUIRE(!wsd_wake_pause()); /* the connection's output backed up: an epoll wait next */
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    REQUIRE(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, p.sig_fd, &ev) == 0);
+    pid_t sender = fork();
+    REQUIRE(sender >= 0);
+    if (sender == 0) {
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL);
+        union sigval v = {.sival_int = 0x9abc};
+        _exit(sigqueue(self, SIGTERM, v) == 0 ? 0 : 1);
+    }
+    int n;
+    do /* the handler's run may end a first wait early (EINTR) */
+        n = epoll_wait(ep, &ev, 1, WATCHDOG_MS);
+    while (n < 0 && errno == EINTR);
+    REQUIRE(n == 1); /* woken by the signalfd */
+    int status;
+    REQUIRE(waitpid(sender, &status, 0) == sender && status == 0);
+    REQUIRE(!wsd_wake_term_caught());
+    expect_in_signalfd(&p, SI_QUEUE, sender, 0x9abc);
+    arm(&p, 0); /* SIGTERM unblocked again for the next recv() wait */
+    REQUIRE(kill(getpid(), SIGTERM) == 0);
+    expect_caught(SI_USER, getpid(), 0);
+    wsd_wake_release(false);
+}
+
 static void case_plain_kill(void)
 {
     struct pair p = connect_pair();
@@ -228,6 +262,7 @@ static void in_child(void (*fn)(void))
 CASE_IN_CHILD(deadline)
 CASE_IN_CHILD(term_before_wait)
 CASE_IN_CHILD(term_during_wait)
+CASE_IN_CHILD(term_during_epoll)
 CASE_IN_CHILD(plain_kill)
 CASE_IN_CHILD(release_returns_untaken)
 
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_term_before_wait),
         cmocka_unit_test(test_term_during_wait),
+        cmocka_unit_test(test_term_during_epoll),
         cmocka_unit_test(test_plain_kill),
         cmocka_unit_test(test_release_returns_untaken),
     };
