@@ -112,13 +112,6 @@ static void handle_signal(struct wsd_conn *c)
         c->state = ST_DONE; /* a second termination while closing: stop waiting */
 }
 
-/* A SIGTERM core/wake.c's handler caught while SIGTERM was unblocked (no system call). */
-static void handle_caught_signal(struct wsd_conn *c)
-{
-    if (wsd_wake_term_caught())
-        handle_signal(c);
-}
-
 /* One deadline for both heartbeat duties: the next ping, and the moment the client has been
  * silent for interval + timeout (RFC 6455 5.5.2 ping, then our verdict). */
 static void arm_heartbeat(struct wsd_conn *c)
@@ -349,8 +342,8 @@ static bool close_now(struct wsd_conn *c, uint8_t *in)
 static bool waits_for_client_only(const struct wsd_conn *c, bool handler_deadline)
 {
     return c->state == ST_OPEN && !c->tls && !c->loop->foreign && !handler_deadline &&
-           !c->close_deadline_ms && c->out.len == 0 && !c->input_paused && wsd_live.in_msgs > 0 &&
-           c->last_read < BLOCKING_READ_MAX;
+           c->out.len == 0 && !c->input_paused && wsd_live.in_msgs > 0 &&
+           c->last_read < BLOCKING_READ_MAX; /* (open: no close deadline yet) */
 }
 
 static void run(struct wsd_conn *c, uint8_t *in)
@@ -381,11 +374,11 @@ static void run(struct wsd_conn *c, uint8_t *in)
             break;
         if (waits_for_client_only(c, handler_deadline) && wsd_wake_arm(c->fd, c->hb_wake_ms)) {
             wsd_conn_io_read(c, in, true);
-            if (c->state != ST_DONE)
-                handle_caught_signal(c);
             continue;
         }
-        if (wsd_wake_pause()) { /* caught before SIGTERM went back to the signalfd */
+        /* A SIGTERM caught during the recv() wait (or before this epoll wait) is taken here:
+         * the signalfd will not show it. */
+        if (wsd_wake_pause()) {
             handle_signal(c);
             continue;
         }

@@ -55,7 +55,7 @@ static void child(const struct wsd_exec_spawn *sp, int in_r, int out_w, int err_
     /* After the uid change, which clears it: the program dies with its worker. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != worker)
         _exit(126);
-    /* The worker blocks SIGTERM, ignores SIGPIPE and may catch SIGTERM and SIGALRM
+    /* The worker blocks every signal, ignores SIGPIPE and may catch SIGTERM and SIGALRM
      * (core/wake.c); a program starts with none of that. Handlers first: once the mask opens
      * they would run here, in memory shared with the worker. */
     static const int reset[] = {SIGPIPE, SIGTERM, SIGALRM};

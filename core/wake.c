@@ -72,15 +72,22 @@ static void on_alarm(int sig, siginfo_t *si, void *uc)
     KEEP_ERRNO(saved);
 }
 
+/* Queue SIGTERM with this siginfo to ourselves: while it is blocked, the signalfd reads it.
+ * To itself a process may queue any si_code. */
+static void queue_to_self(siginfo_t *si)
+{
+    pid_t self = getpid(); /* a worker is one thread: its pid is its tid */
+    (void)syscall(SYS_rt_tgsigqueueinfo, self, self, SIGTERM, si);
+}
+
 static void on_term(int sig, siginfo_t *si, void *ucv)
 {
     int saved = errno;
     if (w.in_epoll) {
         /* An epoll wait watches the signalfd, not the slot: queue the same signal there and
-         * return with SIGTERM blocked, so that it stays pending. To itself a process may queue
-         * any si_code. The next wsd_wake_arm unblocks SIGTERM again. */
-        pid_t self = getpid();
-        (void)syscall(SYS_rt_tgsigqueueinfo, self, self, sig, si);
+         * return with SIGTERM blocked, so that it stays pending. The next wsd_wake_arm
+         * unblocks SIGTERM again. */
+        queue_to_self(si);
         sigaddset(&((ucontext_t *)ucv)->uc_sigmask, sig);
         w.term_open = 0;
     } else if (!w.caught) { /* else dropped, as a second SIGTERM is while one is pending */
@@ -216,8 +223,7 @@ void wsd_wake_release(bool exiting)
         mask_term(SIG_BLOCK);
     }
     w.in_epoll = 0;
-    /* Caught but not taken: back to the signalfd, for the idle worker's wait. To itself a
-     * process may queue any si_code. */
+    /* Caught but not taken: back to the signalfd, for the idle worker's wait. */
     struct wsd_wake_term t;
     if (wsd_wake_take_term(&t)) {
         siginfo_t si;
@@ -227,6 +233,6 @@ void wsd_wake_release(bool exiting)
         si.si_pid = t.pid;
         si.si_uid = t.uid;
         si.si_value.sival_ptr = (void *)(uintptr_t)t.value;
-        (void)syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), SIGTERM, &si);
+        queue_to_self(&si);
     }
 }
