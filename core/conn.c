@@ -290,13 +290,29 @@ static void log_close(const struct wsd_conn *c)
     wsd_log_event(WSD_LOG_INFO, "close", f, sizeof(f) / sizeof(f[0]));
 }
 
+static uint64_t next_deadline(const struct wsd_conn *c)
+{
+    uint64_t next = c->hb_wake_ms;
+    if (c->close_deadline_ms && (!next || c->close_deadline_ms < next))
+        next = c->close_deadline_ms;
+    return next;
+}
+
 /* Whichever deadline has passed: the close handshake's ends the connection (returns false),
- * the heartbeat's runs it. Then *timeout (ms, -1 = none) shrinks to the next one. */
+ * the heartbeat's runs it. Then *timeout (ms, -1 = none) shrinks to the next one. This runs
+ * at every wakeup: the tick's clock serves while the next deadline is further off than its
+ * lag, the precise one near it (wsd_tick_ms). */
 static bool run_deadlines(struct wsd_conn *c, int *timeout)
 {
-    if (!c->close_deadline_ms && !c->hb_wake_ms)
+    uint64_t next = next_deadline(c);
+    if (!next)
         return true;
-    uint64_t now = wsd_now_ms();
+    uint64_t now = wsd_tick_ms();
+    uint64_t slack = WSD_TICK_SLACK_MS;
+    if (now + slack >= next) {
+        now = wsd_now_ms();
+        slack = 0;
+    }
     if (c->close_deadline_ms && now >= c->close_deadline_ms) {
         c->state = ST_DONE; /* the client never finished the close handshake */
         return false;
@@ -306,10 +322,10 @@ static bool run_deadlines(struct wsd_conn *c, int *timeout)
         if (c->state == ST_DONE)
             return false; /* the ping could not be sent */
     }
-    uint64_t next = c->hb_wake_ms;
-    if (c->close_deadline_ms && (!next || c->close_deadline_ms < next))
-        next = c->close_deadline_ms;
-    uint64_t left = next > now ? next - now : 0;
+    next = next_deadline(c);
+    /* By the tick's clock, wake up to its lag early rather than late: near the deadline
+     * the precise clock takes over. */
+    uint64_t left = next > now + slack ? next - now - slack : 0;
     if (next && (*timeout < 0 || left < (uint64_t)*timeout))
         *timeout = (int)left;
     return true;

@@ -388,7 +388,7 @@ void wsd_conn_io_read(struct wsd_conn *c, uint8_t *in, bool wait)
         wsd_conn_io_abort(c); /* keeps the code of a close handshake already under way */
         return;
     }
-    wsd_live.last_rx_ms = wsd_live.loop_ms = wsd_now_ms();
+    wsd_live.last_rx_ms = wsd_live.loop_ms = wsd_tick_ms(); /* per wakeup: see wsd_tick_ms */
     c->last_read = (size_t)n;
     wsd_conn_io_input(c, in, (size_t)n);
 }

@@ -155,3 +155,10 @@ uint64_t wsd_now_ms(void)
 {
     return wsd_now_ns() / 1000000ull;
 }
+
+uint64_t wsd_tick_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}

@@ -59,4 +59,13 @@ int wsd_sys_sched_idle(void);
 uint64_t wsd_now_ns(void);
 uint64_t wsd_now_ms(void);
 
+/* The same clock as of the last timer tick (CLOCK_MONOTONIC_COARSE): never ahead of
+ * wsd_now_ms, behind it by a tick (4 ms here), within WSD_TICK_SLACK_MS unless a tick comes
+ * late. For the per-wakeup stamps of a worker: it reads no clock hardware, and on this
+ * paravirtualised guest the first precise read after a process switch is dear (BENCH.md:
+ * echo at 1,000 connections). Nothing breaks if it lags further: a deadline judged by it is
+ * then a little late. */
+uint64_t wsd_tick_ms(void);
+#define WSD_TICK_SLACK_MS 10 /* a tick is 1-10 ms (HZ 1000 to 100) */
+
 #endif

@@ -2,7 +2,8 @@
 /* Proves wsd_sys_each_child against the kernel's own list: with enough children that
  * /proc/thread-self/children takes several 4 kB reads, every child is named once and nothing
  * else is; and a process without children names none. (This kernel ends each read on a whole
- * pid; the parser would also carry one cut between reads.) */
+ * pid; the parser would also carry one cut between reads.) And the tick's clock against the
+ * precise one: never ahead, never further behind than the slack run_deadlines allows. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -71,11 +72,39 @@ static void test_each_child_names_every_child_once(void **state)
     assert_memory_equal(s.pids, kids, sizeof(kids));
 }
 
+/* Read around sleeps of every phase against the tick (0.1-5 ms), and busy, for 0.3 s. */
+static void test_tick_ms_is_never_ahead_and_within_slack(void **state)
+{
+    (void)state;
+    uint64_t last = 0, behind_max = 0, advanced = 0, late = 0;
+    for (int i = 0; i < 600; i++) {
+        uint64_t before = wsd_now_ms();
+        uint64_t tick = wsd_tick_ms();
+        uint64_t after = wsd_now_ms();
+        assert_true(tick <= after);
+        if (tick + WSD_TICK_SLACK_MS < before)
+            late++; /* a tick can come late while this virtual CPU is not running */
+        assert_true(tick >= last);
+        if (tick > last && last != 0)
+            advanced++;
+        if (before - tick > behind_max && before > tick)
+            behind_max = before - tick;
+        last = tick;
+        if (i % 3 != 0)
+            usleep((useconds_t)(100 + (i * 37) % 4900));
+    }
+    assert_true(advanced > 10); /* it moves */
+    assert_true(late <= 3);
+    print_message("tick clock: at most %llu ms behind, %llu of 600 reads past the slack\n",
+                  (unsigned long long)behind_max, (unsigned long long)late);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_child_none),
         cmocka_unit_test(test_each_child_names_every_child_once),
+        cmocka_unit_test(test_tick_ms_is_never_ahead_and_within_slack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
