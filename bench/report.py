@@ -215,6 +215,24 @@ if isinstance(spawn_rate, (int, float)) and spawn_rate:
                             f"{5 * conn_wd / spawn_rate:.2f}x the empty-process rate, i.e. "
                             f"{1e6 / (5 * conn_wd):,.0f} µs per connection for everything.")
 
+# What a wakeup costs where every connection is a process (wsbench switch, same run): echo at
+# C=1000 wakes a worker, on the servers' CPU, for every few messages.
+switch_procs = median("switch-c1000", "probe", "rate")
+switch_threads = median("switch-threads-c1000", "probe", "rate")
+if all(isinstance(v, (int, float)) and v for v in (switch_procs, switch_threads)):
+    us_procs, us_threads = 1e6 / switch_procs, 1e6 / switch_threads
+    process_note.append(f"- A wakeup and switch among 1,000 processes (one byte around a ring of "
+                        f"pipes, on the servers' CPU): {us_procs:,.1f} µs; among 1,000 threads "
+                        f"of one process: {us_threads:,.1f} µs. Switching the address space "
+                        f"costs {us_procs - us_threads:,.1f} µs of that.")
+    c1000_wsd = val("echo-c1000", "msg/s", "wsd")
+    c1000_lws = val("echo-c1000", "msg/s", "lws")
+    if isinstance(c1000_wsd, (int, float)) and c1000_wsd:
+        lws_part = (f"; libwebsockets {1e6 / c1000_lws:,.1f} µs"
+                    if isinstance(c1000_lws, (int, float)) and c1000_lws else "")
+        process_note.append(f"- Echo C=1000: wsd {1e6 / c1000_wsd:,.1f} µs of the servers' CPU per "
+                            f"message, all its work included{lws_part}.")
+
 failures = []
 for (scen, server), runs in sorted(cells.items()):
     for r in runs:
@@ -312,7 +330,7 @@ block = [f"Run {env}.", "", "Cells: median; in brackets wsd ÷ that peer (↑ hi
          "count completed work only; see Failed runs); FAIL: no run finished.", ""] + md + ["", "### Goals", ""] + goals + ["", "### Where wsd loses", ""]
 block += [f"- {x}" for x in losses] or ["- nowhere in this run"]
 if process_note:
-    block += ["", "### Process creation on this machine", ""] + process_note
+    block += ["", "### Processes on this machine: creation and switching", ""] + process_note
 if failures:
     block += ["", "### Failed runs (exit 1: errors counted, run finished; 2: protocol error or "
               "echo mismatch; 124/137: timeout)", ""] + [f"- {x}" for x in failures]
@@ -323,7 +341,9 @@ with open(f"{OUT}/{STAMP}.md", "w") as f:
     f.write("\n".join(block) + "\n")
 with open(f"{OUT}/{STAMP}.json", "w") as f:
     json.dump({"meta": meta, "medians": summary, "losses": losses, "failures": failures,
-               "spawn_probe": {"rate": spawn_rate, "p50_us": spawn_p50}, "runs": raw}, f,
+               "spawn_probe": {"rate": spawn_rate, "p50_us": spawn_p50},
+               "switch_probe": {"processes_per_s": switch_procs, "threads_per_s": switch_threads},
+               "runs": raw}, f,
               indent=1)
 
 bench_md = "BENCH.md"

@@ -5,8 +5,10 @@
 # that the ratios are meaningful on a noisy machine. Servers on CPU 0, wsbench on CPU 1.
 #
 # Besides the servers: `wsbench kill` (wsd only: N connections open, closed one at a time through
-# the control socket, starting 3 s after the last one opened, once wsd's pool has refilled) and `wsbench spawn` (no server: the empty clone3 + exit + reap rate on the
-# servers' CPU, what process creation alone allows there).
+# the control socket, starting 3 s after the last one opened, once wsd's pool has refilled), and
+# two probes on the servers' CPU without a server: `wsbench spawn` (the empty clone3 + exit +
+# reap rate, what process creation alone allows) and `wsbench switch` (a wakeup and switch
+# among 1,000 processes, and among 1,000 threads).
 #
 # Environment: QUICK=1 (about a minute: short runs, one run per cell, hold of 1000),
 # DURATION=seconds per run (10), RUNS=runs per cell (3), WARMUP=seconds (2), HOLD_N (10000),
@@ -183,15 +185,18 @@ run_one() { # server scenario run args...
     fi
 }
 
-# The process-creation probe: on the servers' CPU, between the scenarios' runs, so that it sees
-# the same machine as wsd's conn and churn runs.
-run_probe() { # run
-    local out rc
-    out=$(timeout --kill-after=5 60 taskset -c $SERVER_CPU "$WSBENCH" spawn -c 1 -d "$DURATION" \
-        --label "probe|spawn-c1|$1" 2>"$OUT/.stderr")
+# The probes, on the servers' CPU between the scenarios' runs, so that they see the same
+# machine as wsd's runs: process creation (after conn: the floor under a fresh process per
+# connection), and a switch among 1,000 processes against 1,000 threads (after echo C=1000:
+# what each wakeup of a worker costs there, and what of it the address space's switch is).
+run_probe() { # run scenario-label wsbench-args...
+    local out rc run=$1 label=$2
+    shift 2
+    out=$(timeout --kill-after=5 60 taskset -c $SERVER_CPU "$WSBENCH" "$@" -d "$DURATION" \
+        --label "probe|$label|$run" 2>"$OUT/.stderr")
     rc=$?
-    printf '%s\n' "$out" | grep '^wsbench' | sed "s/^/  [probe run $1] /" >&2
-    [ $rc -eq 0 ] || { FAILED=1; log "spawn probe run $1: exit $rc: $(head -c 300 "$OUT/.stderr")"; }
+    printf '%s\n' "$out" | grep '^wsbench' | sed "s/^/  [probe run $run] /" >&2
+    [ $rc -eq 0 ] || { FAILED=1; log "$label probe run $run: exit $rc: $(head -c 300 "$OUT/.stderr")"; }
     printf '%s\n' "$out" | grep '^{' | sed "s/}\$/,\"exit\":$rc}/" >>"$RAW"
 }
 
@@ -206,7 +211,11 @@ for entry in "${SCEN[@]}"; do
     # Runs interleave the servers, so a burst of noise from the shared machine hits them all.
     for run in $(seq "$RUNS"); do
         for s in "${targets[@]}"; do run_one "$s" "$sc" "$run" $args -d "$DURATION"; done
-        [[ $sc == conn-* ]] && run_probe "$run"
+        [[ $sc == conn-* ]] && run_probe "$run" spawn-c1 spawn -c 1
+        if [[ $sc == echo-c1000-* ]]; then
+            run_probe "$run" switch-c1000 switch -c 1000
+            run_probe "$run" switch-threads-c1000 switch -c 1000 --threads
+        fi
     done
 done
 

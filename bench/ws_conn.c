@@ -205,7 +205,8 @@ void wsb_on_open(struct engine *e, struct conn *c)
             wsb_start_close(e, c);
         break;
     case WSB_MODE_SPAWN:
-        break;
+    case WSB_MODE_SWITCH:
+        break; /* probes: no connections */
     }
     wsb_maybe_start_more(e);
 }

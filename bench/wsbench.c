@@ -14,6 +14,7 @@
 #include "bench/engine.h"
 #include "bench/procmem.h"
 #include "bench/spawn_probe.h"
+#include "bench/switch_probe.h"
 #include "bench/tls_engine.h"
 
 #define WSD_UNUSED(x) (void)(x)
@@ -29,6 +30,8 @@ static const char usage[] =
     "                control socket; latency: kill request -> close frame at the client;\n"
     "                --warm: each first echoes one message (-s bytes), as one in use has\n"
     "  wsbench spawn -c 1 -d 2             no server: empty clone3 + exit + reap per second\n"
+    "  wsbench switch -c 1000 -d 2 [--threads]  no server: one byte passed around a ring of c\n"
+    "                processes (or threads) over pipes; time per hop (a wakeup and a switch)\n"
     "options: --url URL (ws://IPv4|localhost:PORT/path), -c conns, -p messages in flight per\n"
     "  connection, -s payload bytes, -d seconds, --binary, -n connections to hold,\n"
     "  --pids server pids (their descendants are included), --label TEXT (copied to JSON),\n"
@@ -49,6 +52,7 @@ static const char *mode_name[] = {
     [WSB_MODE_CHURN] = "churn",
     [WSB_MODE_KILL] = "kill",
     [WSB_MODE_SPAWN] = "spawn",
+    [WSB_MODE_SWITCH] = "switch",
 };
 #define MODE_COUNT (sizeof(mode_name) / sizeof(mode_name[0]))
 
@@ -147,7 +151,7 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         { "control", required_argument, NULL, 'C' }, { "code", required_argument, NULL, 'K' },
         { "tls", no_argument, NULL, 't' },          { "epoll", no_argument, NULL, 'e' },
         { "tls-version", required_argument, NULL, 'V' }, { "warm", no_argument, NULL, 'w' },
-        { 0 },
+        { "threads", no_argument, NULL, 'H' },          { 0 },
     };
     int o;
     unsigned m;
@@ -198,6 +202,7 @@ static void parse_args(struct wsb_config *cfg, int argc, char **argv)
         case 't': cfg->tls = true; break;
         case 'e': cfg->epoll = true; break;
         case 'w': cfg->warm = true; break;
+        case 'H': cfg->threads = true; break;
         case 'V':
             if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0)
                 bad_usage("--tls-version must be 1.2 or 1.3, not", optarg);
@@ -300,6 +305,11 @@ static void print_human(const struct wsb_config *cfg, const struct wsb_result *r
         printf("c=%u %.1fs: %.0f processes/s (empty clone3 + exit + reap) p50 %s p99 %s",
                cfg->conns, res->elapsed_s, rate, p50, p99);
         break;
+    case WSB_MODE_SWITCH:
+        printf("c=%u %s %.1fs: %.0f hops/s, %.2f us per hop (p50 %s p99 %s)", cfg->conns,
+               cfg->threads ? "threads" : "processes", res->elapsed_s, rate,
+               rate > 0 ? 1e6 / rate : 0, p50, p99);
+        break;
     case WSB_MODE_HOLD:
         printf("n=%u: held %llu, opened in %.2fs", cfg->hold_n, (unsigned long long)res->done,
                res->open_s);
@@ -380,6 +390,8 @@ static void print_json(const struct wsb_config *cfg, const struct wsb_result *re
     if (cfg->mode == WSB_MODE_KILL)
         printf(",\"n\":%u,\"code\":%u,\"warm\":%s,\"unmapped\":%llu", cfg->hold_n,
                cfg->kill_code, cfg->warm ? "true" : "false", (unsigned long long)res->unmapped);
+    if (cfg->mode == WSB_MODE_SWITCH)
+        printf(",\"threads\":%s", cfg->threads ? "true" : "false");
     printf("}\n");
 }
 
@@ -401,6 +413,8 @@ int main(int argc, char **argv)
         bad_usage("--tls and --epoll run conn and echo only, not", mode_name[cfg.mode]);
     if (cfg.mode == WSB_MODE_SPAWN)
         r = wsb_spawn_probe_run(&cfg, res);
+    else if (cfg.mode == WSB_MODE_SWITCH)
+        r = wsb_switch_probe_run(&cfg, res);
     else if (cfg.tls || cfg.epoll)
         r = wsb_tls_engine_run(&cfg, res);
     else

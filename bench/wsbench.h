@@ -18,6 +18,7 @@ enum wsb_mode {
     WSB_MODE_CHURN, /* open, upgrade, one echo, close, repeat */
     WSB_MODE_KILL,  /* N connections open; wsd closes them one at a time on request */
     WSB_MODE_SPAWN, /* no server: the rate of empty clone3 + exit + reap here */
+    WSB_MODE_SWITCH, /* no server: a wakeup and switch among c processes (or threads) */
 };
 
 #define WSB_MAX_PIDS 16
@@ -38,6 +39,7 @@ struct wsb_config {
     const char *control;     /* kill: wsd's control socket */
     uint16_t kill_code;      /* kill: the close code asked for, and checked in the close frame */
     bool warm;               /* kill: each connection echoes one message before the kills */
+    bool threads;            /* switch: a ring of threads (one address space), not processes */
     unsigned connect_batch;  /* connects in flight while opening (echo, hold) */
     double timeout_s;        /* handshake and close timeout per connection */
     double settle_s;         /* hold, kill: wait after opening before measuring */
@@ -51,7 +53,8 @@ struct wsb_config {
 struct wsb_result {
     double elapsed_s;        /* the measured window */
     uint64_t done;           /* echo: messages echoed; conn/churn: cycles; hold: held at the end;
-                              * kill: close frames received for kills; spawn: processes reaped */
+                              * kill: close frames received for kills; spawn: processes reaped;
+                              * switch: hops */
     uint64_t opened;         /* handshakes completed */
     uint64_t errors;         /* connect/handshake failures, resets, unexpected EOF */
     uint64_t server_closes;  /* close frames the server started */
@@ -59,7 +62,7 @@ struct wsb_result {
     double open_s;           /* hold/echo: time to open every connection */
     uint64_t unmapped;       /* kill: open connections wsd's list did not name */
     struct wsb_hist lat;     /* echo: round trip; conn: handshake; churn: whole cycle; kill: kill
-                              * request -> close frame; spawn: clone3 -> reaped (ns) */
+                              * request -> close frame; spawn: clone3 -> reaped; switch: per hop (ns) */
 };
 
 #endif

@@ -20,11 +20,11 @@ from wsdtest import SLOW, WSD_BIN, Wsd, case, check, run, wait_until
 WSBENCH = os.path.join(os.path.dirname(WSD_BIN), "bench", "wsbench")
 
 
-def wsbench(*args, timeout=20):
+def wsbench(*args, timeout=20, env=None):
     """Run wsbench: (exit status, its JSON line as a dict or None, stdout, stderr)."""
     check(os.access(WSBENCH, os.X_OK), f"{WSBENCH} is missing: make {WSBENCH}")
     p = subprocess.run([WSBENCH] + [str(a) for a in args], capture_output=True, text=True,
-                       timeout=timeout * SLOW)
+                       timeout=timeout * SLOW, env=env)
     js = [line for line in p.stdout.splitlines() if line.startswith("{")]
     return p.returncode, json.loads(js[-1]) if js else None, p.stdout, p.stderr
 
@@ -154,6 +154,30 @@ def spawn_probe():
     rc, res, out, err = wsbench("spawn", "-c", 3, "-d", 0.3)
     expect_clean_run(rc, res, out, err, "spawn")
     check(res["lat_us"]["count"] == res["count"], f"unreaped or untimed children: {res}")
+
+
+@case("switch: the context-switch probe passes the token around the whole ring, processes "
+      "and threads, and leaves no task behind")
+def switch_probe():
+    for extra in ([], ["--threads"]):
+        mark = f"WSBENCH_SWITCH_TEST={os.getpid()}-{len(extra)}"
+        env = dict(os.environ, WSBENCH_SWITCH_TEST=mark.split("=")[1])
+        rc, res, out, err = wsbench("switch", "-c", 40, "-d", 0.3, *extra, env=env)
+        expect_clean_run(rc, res, out, err, "switch")
+        check(res["threads"] == bool(extra), f"threads flag not reported: {res}")
+        # The token makes whole laps: every count is a multiple of the ring's size.
+        check(res["count"] % 40 == 0 and res["lat_us"]["count"] == res["count"] // 40,
+              f"hops are not whole laps of 40: {res}")
+        check(f"c=40 {'threads' if extra else 'processes'}" in out, f"human line:\n{out}")
+        left = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if mark.encode() in f.read().split(b"\0"):
+                        left.append(pid)
+            except OSError:
+                pass  # gone meanwhile
+        check(not left, f"ring tasks left running after wsbench switch {extra}: {left}")
 
 
 run()
