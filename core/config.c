@@ -38,6 +38,7 @@ static const char *const handlers[] = {"echo", "test-stubborn", "exec", "test-pr
 static const char *const exec_stderr_modes[] = {"log", "pass", "null", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const on_off[] = {"off", "on", NULL};
+static const char *const sched_policies[] = {"other", "fifo", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 
 #define SECRET_MIN 16
@@ -91,6 +92,9 @@ static const struct config_var config_vars[] = {
      "workers get no_new_privs, Landlock and (WSD_SECCOMP) a seccomp filter", RESTART},
     {"WSD_SECCOMP", CONFIG_ENUM, "on", 0, 0, on_off, FIELD(seccomp),
      "with WSD_SANDBOX=on: the seccomp filter, loaded once and inherited by every worker", RESTART},
+    {"WSD_SUPERVISOR_SCHED", CONFIG_ENUM, "fifo", 0, 0, sched_policies, FIELD(supervisor_fifo),
+     "fifo: the supervisor runs at SCHED_FIFO 1 (its children do not), so that terminations "
+     "go out ahead of the workers' load; other: the default time-sharing policy", RESTART},
     {"WSD_POOL_MIN", CONFIG_UINT, "4", 0, 1000, NULL, FIELD(pool_min),
      "idle worker processes kept ready", RUNTIME},
     {"WSD_MAX_CONNS", CONFIG_UINT, "10000", 1, 19000, NULL, FIELD(max_conns),

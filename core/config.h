@@ -62,6 +62,7 @@ struct wsd_config {
     char user[64];              /* WSD_USER: programs run as this user */
     uint64_t exec_rlimit_as, exec_rlimit_nofile, exec_rlimit_nproc, exec_rlimit_cpu;
     uint64_t sandbox;           /* 1: workers get no_new_privs, Landlock and seccomp */
+    uint64_t supervisor_fifo;   /* 1: the supervisor runs at SCHED_FIFO 1, its children not */
     uint64_t seccomp;           /* 1: the seccomp filter (with sandbox on) */
 };
 

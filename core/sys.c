@@ -116,6 +116,12 @@ int wsd_sys_sched_idle(void)
     return sched_setscheduler(0, SCHED_IDLE, &sp) < 0 ? -errno : 0;
 }
 
+int wsd_sys_sched_fifo_alone(void)
+{
+    struct sched_param sp = {.sched_priority = 1};
+    return sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0 ? -errno : 0;
+}
+
 int wsd_close(int fd)
 {
     if (fd >= 0) {

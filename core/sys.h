@@ -55,6 +55,11 @@ int wsd_sys_each_child(void (*fn)(pid_t pid, void *arg), void *arg);
  * terminated worker's teardown. Without CAP_SYS_NICE there is no way back. */
 int wsd_sys_sched_idle(void);
 
+/* Move the calling process to SCHED_FIFO at the lowest real-time priority, 1, with
+ * SCHED_RESET_ON_FORK: whatever it starts afterwards runs at the default policy. Needs
+ * CAP_SYS_NICE (or RLIMIT_RTPRIO). Returns 0 or -errno. */
+int wsd_sys_sched_fifo_alone(void);
+
 /* Monotonic time in nanoseconds and milliseconds. */
 uint64_t wsd_now_ns(void);
 uint64_t wsd_now_ms(void);

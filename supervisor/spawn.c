@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,6 +28,11 @@ void wsd_spawn_child_init(const char *name, pid_t supervisor_pid)
     /* The supervisor keeps WSD_ADMIN_TOKEN in its environment (an upgrade re-executes wsd with
      * it); no child needs it, and a child is what faces the network. */
     wsd_secret_wipe_env();
+    /* Real-time priority is the supervisor's alone (WSD_SUPERVISOR_SCHED): nothing below it,
+     * and no worker or program cloned from here, may take it up again (without CAP_SYS_NICE,
+     * which a wsd run as root keeps). */
+    struct rlimit none = {0, 0};
+    (void)setrlimit(RLIMIT_RTPRIO, &none);
     wsd_spawn_clone_init(name, supervisor_pid);
 }
 

@@ -66,6 +66,7 @@ for _var, _value in [
     ("WSD_SHUTDOWN_GRACE_MS", "1.5"),
     ("WSD_CLOSE_TIMEOUT_MS", "0x10"),
     ("WSD_LOG_LEVEL", "loud"),
+    ("WSD_SUPERVISOR_SCHED", "rr"),
     ("WSD_LISTEN", "nonsense"),
     ("WSD_LISTEN", "127.0.0.1:70000"),
     ("WSD_LISTEN", "127.0.0.1"),

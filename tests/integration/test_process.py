@@ -5,10 +5,13 @@ that exits after it, the pool refilled, no zombie, no fd leak; the per-connectio
 shutdown by SIGTERM/SIGINT with connections open."""
 
 import asyncio
+import os
+import resource
 import signal
+import tempfile
 import time
 
-from wsdtest import (OP_CLOSE, OP_PING, OP_TEXT, Closed, Shared, Skip, Wsd, await_until, case,
+from wsdtest import (WSD_BIN, OP_CLOSE, OP_PING, OP_TEXT, Closed, Shared, Skip, Wsd, await_until, case,
                      check, close_payload, echo_once, expect_server_close, fd_count, local_port,
                      pid_gone, proc_status, recv_within, run, upgrade_request, wait_until,
                      ws_connect)
@@ -24,6 +27,91 @@ def startup_tree():
     check(sorted(c for _, c, _ in kids) == ["wsd-acceptor", "wsd-template"] + ["wsd-worker"] * 3,
           f"children of wsd: {kids}")
     check(proc_status(w.pid)["Name"] == "wsd", f"the supervisor's comm is {proc_status(w.pid)['Name']!r}")
+
+
+def policy(pid):
+    """The scheduling policy of pid, with SCHED_RESET_ON_FORK as the kernel reports it."""
+    return os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority
+
+
+@case("startup: the supervisor runs at SCHED_FIFO 1 with SCHED_RESET_ON_FORK; the acceptor, the "
+      "template and the workers, and a worker serving a connection, at SCHED_OTHER")
+async def supervisor_fifo():
+    w = srv()
+    check(policy(w.pid) == (os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 1),
+          f"the supervisor's policy: {policy(w.pid)}")
+    async with ws_connect(w) as ws:
+        await ws.send("x")
+        check(await recv_within(ws, 5) == "x", "no echo")
+        others = {pid: (comm, policy(pid)) for pid, comm, st in w.children() if st != "Z"}
+    check(len(others) >= 5 and all(p == (os.SCHED_OTHER, 0) for _, p in others.values()),
+          f"the supervisor's children: {others}")
+
+
+@case("WSD_SUPERVISOR_SCHED=other: the supervisor keeps SCHED_OTHER")
+def supervisor_other():
+    with Wsd(env={"WSD_SUPERVISOR_SCHED": "other"}) as w:
+        check(policy(w.pid) == (os.SCHED_OTHER, 0), f"the supervisor's policy: {policy(w.pid)}")
+
+
+def rtprio_limit(pid):
+    """(soft, hard) RLIMIT_RTPRIO of pid, from /proc/PID/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max realtime priority"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    return None
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def has_cap(bit):
+    with open("/proc/self/status") as f:
+        eff = next(l for l in f if l.startswith("CapEff:")).split()[1]
+    return bool(int(eff, 16) >> bit & 1)
+
+
+def without_sys_nice(rtprio):
+    """A wrapper that runs wsd with RLIMIT_RTPRIO rtprio and (as root) without CAP_SYS_NICE,
+    the way the systemd unit does (User=wsd, LimitRTPRIO=1): exec all the way, so the pid is
+    wsd's."""
+    path = os.path.join(tempfile.mkdtemp(prefix="wsdtest-rt-"), "wsd-rt")
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nexec prlimit --rtprio={rtprio} setpriv --bounding-set -sys_nice "
+                f"--inh-caps -sys_nice {WSD_BIN} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+@case("without CAP_SYS_NICE, RLIMIT_RTPRIO 1 (the systemd unit's way): the supervisor runs at "
+      "SCHED_FIFO 1; every process below it has RLIMIT_RTPRIO 0, so none can take it up")
+async def supervisor_fifo_by_rlimit():
+    if resource.getrlimit(resource.RLIMIT_RTPRIO)[1] < 1 and not has_cap(CAP_SYS_RESOURCE):
+        raise Skip("RLIMIT_RTPRIO is 0 here and cannot be raised (no CAP_SYS_RESOURCE)")
+    with Wsd(exe=without_sys_nice(1)) as w:
+        check(policy(w.pid) == (os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 1),
+              f"the supervisor's policy: {policy(w.pid)}")
+        async with ws_connect(w) as ws:
+            await ws.send("x")
+            check(await recv_within(ws, 5) == "x", "no echo")
+            kids = [(pid, comm) for pid, comm, st in w.children() if st != "Z"]
+            limits = {f"{comm}/{pid}": rtprio_limit(pid) for pid, comm in kids}
+        check(len(kids) >= 5 and all(l == (0, 0) for l in limits.values()),
+              f"RLIMIT_RTPRIO below the supervisor: {limits}")
+
+
+@case("without CAP_SYS_NICE and without RLIMIT_RTPRIO: one warning naming WSD_SUPERVISOR_SCHED, "
+      "the default policy, and wsd serves")
+async def supervisor_fifo_refused():
+    with Wsd(exe=without_sys_nice(0)) as w:
+        check(policy(w.pid) == (os.SCHED_OTHER, 0), f"the supervisor's policy: {policy(w.pid)}")
+        warned = [l for l in w.log_lines() if "SCHED_FIFO" in l]
+        check(len(warned) == 1 and "WSD_SUPERVISOR_SCHED" in warned[0], f"warning lines: {warned}")
+        async with ws_connect(w) as ws:
+            await ws.send("x")
+            check(await recv_within(ws, 5) == "x", "no echo")
 
 
 @case("startup: the acceptor holds no fd of the supervisor's (its epoll, worker pidfds)")
