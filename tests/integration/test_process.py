@@ -5,8 +5,10 @@ that exits after it, the pool refilled, no zombie, no fd leak; the per-connectio
 shutdown by SIGTERM/SIGINT with connections open."""
 
 import asyncio
+import contextlib
 import os
 import resource
+import shutil
 import signal
 import tempfile
 import time
@@ -73,16 +75,21 @@ def has_cap(bit):
     return bool(int(eff, 16) >> bit & 1)
 
 
+@contextlib.contextmanager
 def without_sys_nice(rtprio):
     """A wrapper that runs wsd with RLIMIT_RTPRIO rtprio and (as root) without CAP_SYS_NICE,
     the way the systemd unit does (User=wsd, LimitRTPRIO=1): exec all the way, so the pid is
-    wsd's."""
-    path = os.path.join(tempfile.mkdtemp(prefix="wsdtest-rt-"), "wsd-rt")
+    wsd's. Removed when the block ends."""
+    tmp = tempfile.mkdtemp(prefix="wsdtest-rt-")
+    path = os.path.join(tmp, "wsd-rt")
     with open(path, "w") as f:
         f.write(f"#!/bin/sh\nexec prlimit --rtprio={rtprio} setpriv --bounding-set -sys_nice "
                 f"--inh-caps -sys_nice {WSD_BIN} \"$@\"\n")
     os.chmod(path, 0o755)
-    return path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @case("without CAP_SYS_NICE, RLIMIT_RTPRIO 1 (the systemd unit's way): the supervisor runs at "
@@ -90,7 +97,7 @@ def without_sys_nice(rtprio):
 async def supervisor_fifo_by_rlimit():
     if resource.getrlimit(resource.RLIMIT_RTPRIO)[1] < 1 and not has_cap(CAP_SYS_RESOURCE):
         raise Skip("RLIMIT_RTPRIO is 0 here and cannot be raised (no CAP_SYS_RESOURCE)")
-    with Wsd(exe=without_sys_nice(1)) as w:
+    with without_sys_nice(1) as exe, Wsd(exe=exe) as w:
         check(policy(w.pid) == (os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 1),
               f"the supervisor's policy: {policy(w.pid)}")
         async with ws_connect(w) as ws:
@@ -105,7 +112,7 @@ async def supervisor_fifo_by_rlimit():
 @case("without CAP_SYS_NICE and without RLIMIT_RTPRIO: one warning naming WSD_SUPERVISOR_SCHED, "
       "the default policy, and wsd serves")
 async def supervisor_fifo_refused():
-    with Wsd(exe=without_sys_nice(0)) as w:
+    with without_sys_nice(0) as exe, Wsd(exe=exe) as w:
         check(policy(w.pid) == (os.SCHED_OTHER, 0), f"the supervisor's policy: {policy(w.pid)}")
         warned = [l for l in w.log_lines() if "SCHED_FIFO" in l]
         check(len(warned) == 1 and "WSD_SUPERVISOR_SCHED" in warned[0], f"warning lines: {warned}")
