@@ -211,9 +211,10 @@ int wsd_supervisor_setup(struct supervisor *s)
         wsd_log_warn(r, "prctl(PR_SET_CHILD_SUBREAPER) failed: what an exec program leaves "
                         "behind when its worker is SIGKILLed goes to init");
     /* Terminations, heartbeat verdicts and escalations are the supervisor's to deliver: at
-     * SCHED_FIFO it runs as soon as one is asked for, not after the workers' load or a
-     * terminated worker's teardown (BENCH.md: kill p99). Its own work is light; what it starts
-     * runs at the default policy. */
+     * SCHED_FIFO it is the next task its CPU runs once one is asked for, not after the
+     * workers' load or a terminated worker's teardown (BENCH.md: kill p99); a kernel without
+     * kernel-mode preemption still finishes the running task's stretch first. Its own work is
+     * light; what it starts runs at the default policy. */
     if (s->cfg->supervisor_fifo && (r = wsd_sys_sched_fifo_alone()) < 0)
         wsd_log_warn(r, "sched_setscheduler(SCHED_FIFO) failed: the supervisor keeps the default "
                         "policy (WSD_SUPERVISOR_SCHED=other asks for that without trying)");
