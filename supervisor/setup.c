@@ -125,7 +125,8 @@ static int setup_events(struct supervisor *s)
     s->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (s->sig_fd < 0 || s->ep < 0 || s->tick_fd < 0)
+    s->report_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->sig_fd < 0 || s->ep < 0 || s->tick_fd < 0 || s->report_timer_fd < 0)
         return -errno;
     struct itimerspec its = {
         .it_value = {.tv_nsec = tick_ms * 1000000L},
@@ -135,7 +136,9 @@ static int setup_events(struct supervisor *s)
         return -errno;
     int r = wsd_supervisor_watch(s, s->sig_fd, WSD_TAG_SIGNAL, 0, EPOLLIN);
     if (r == 0)
-        r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN);
+        r = wsd_supervisor_watch(s, s->report_r, WSD_TAG_REPORT, 0, EPOLLIN | EPOLLONESHOT);
+    if (r == 0)
+        r = wsd_supervisor_watch(s, s->report_timer_fd, WSD_TAG_REPORT_TIMER, 0, EPOLLIN);
     if (r == 0)
         r = wsd_supervisor_watch(s, s->tick_fd, WSD_TAG_TICK, 0, EPOLLIN);
     if (r == 0)

@@ -26,7 +26,8 @@ struct wsd_acceptor_msg;
 
 enum wsd_tag {
     WSD_TAG_SIGNAL = 1,
-    WSD_TAG_REPORT,
+    WSD_TAG_REPORT,       /* one-shot: re-armed by the report timer (supervisor.c) */
+    WSD_TAG_REPORT_TIMER,
     WSD_TAG_DISPATCH,
     WSD_TAG_TICK,
     WSD_TAG_ACCEPTOR,
@@ -73,6 +74,7 @@ struct supervisor {
     struct wsd_config config;     /* changed only by SIGHUP (reload.c) */
     pid_t self;
     int ep, sig_fd, tick_fd, listen_fd, tls_listen_fd, dispatch_w, report_r, ctl_s, ctl_a;
+    int report_timer_fd; /* paces the reading of report_r under load (supervisor.c) */
     struct wsd_tls_ctx *tls; /* NULL without WSD_TLS_LISTEN; replaced on SIGHUP */
     struct wsd_keyholder keyholders[WSD_KEYHOLDERS_MAX];
     int keyholder_current; /* index, or -1 */
@@ -118,6 +120,7 @@ int wsd_supervisor_watch(struct supervisor *s, int fd, enum wsd_tag tag, uint32_
                          uint32_t events);
 /* setup.c: the supervisor's start. The tick paces deadlines, retries and the watchdog. */
 #define WSD_SUPERVISOR_TICK_MS 250
+#define WSD_REPORT_COALESCE_US 1000 /* supervisor.c: how long reports may wait under load */
 int wsd_supervisor_check_fd_limit(const struct wsd_config *cfg);
 int wsd_supervisor_setup(struct supervisor *s);
 /* acceptor_proc.c: start the acceptor; reap it, and schedule its restart unless it cannot

@@ -184,15 +184,18 @@ static void handle_report(struct supervisor *s, struct wsd_worker *w, const stru
     }
 }
 
-/* Every queued report, a batch per call: a report is one per connection's start and end. */
-static void handle_reports(struct supervisor *s)
+/* Every queued report, a batch per call: a report is one per connection's start and end.
+ * Returns how many were taken. */
+static unsigned handle_reports(struct supervisor *s)
 {
     struct wsd_report m[WSD_REPORT_BATCH];
     pid_t pid[WSD_REPORT_BATCH];
+    unsigned taken = 0;
     int n;
     do {
         n = wsd_report_recv_many(s->report_r, m, pid, WSD_REPORT_BATCH);
         for (int i = 0; i < n; i++) {
+            taken++;
             struct wsd_worker *w = m[i].slot < s->pool.cap ? &s->pool.slots[m[i].slot] : NULL;
             if (!pid[i])
                 continue; /* not a whole report */
@@ -205,6 +208,40 @@ static void handle_reports(struct supervisor *s)
             handle_report(s, w, &m[i]);
         }
     } while (n == WSD_REPORT_BATCH || n == -EINTR);
+    return taken;
+}
+
+/* Reports wake the supervisor at most once per WSD_REPORT_COALESCE_US while they keep coming.
+ * The supervisor runs at SCHED_FIFO: woken by every report, it would preempt the worker that
+ * sent it, two context switches per report and four per connection, a quarter of the CPU a
+ * short connection costs with WSD_WORKER_REUSE. So the report queue is watched one-shot: the
+ * first report wakes the supervisor at once, and the queue is then read when the timer
+ * fires, re-armed while reports keep coming, and watched again once a read finds it empty.
+ * Whatever needs a report now reads the queue itself first: a worker's exit (handle_worker_exit)
+ * and every wsctl request (a kill of a connection opened a moment ago). */
+static void watch_reports(struct supervisor *s)
+{
+    struct epoll_event e = {.events = EPOLLIN | EPOLLONESHOT,
+                            .data.u64 = (uint64_t)WSD_TAG_REPORT << 32};
+    if (epoll_ctl(s->ep, EPOLL_CTL_MOD, s->report_r, &e) < 0)
+        wsd_log_error(errno, "epoll_ctl() failed while watching worker reports");
+}
+
+static void arm_report_timer(struct supervisor *s)
+{
+    struct itimerspec its = {.it_value = {.tv_nsec = WSD_REPORT_COALESCE_US * 1000L}};
+    if (timerfd_settime(s->report_timer_fd, 0, &its, NULL) < 0)
+        watch_reports(s); /* cannot happen with these arguments; never leave the queue unwatched */
+}
+
+static void handle_report_timer(struct supervisor *s)
+{
+    uint64_t expirations;
+    (void)!read(s->report_timer_fd, &expirations, sizeof(expirations));
+    if (handle_reports(s) > 0)
+        arm_report_timer(s);
+    else
+        watch_reports(s);
 }
 
 static void handle_worker_exit(struct supervisor *s, uint32_t slot)
@@ -368,6 +405,10 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         break;
     case WSD_TAG_REPORT:
         handle_reports(s);
+        arm_report_timer(s);
+        break;
+    case WSD_TAG_REPORT_TIMER:
+        handle_report_timer(s);
         break;
     case WSD_TAG_DISPATCH:
         break; /* woken so pool_replenish sees the queue */
@@ -394,6 +435,7 @@ static void handle_event(struct supervisor *s, uint64_t data, uint32_t events)
         break;
     case WSD_TAG_CONTROL:
     case WSD_TAG_CONTROL_CLIENT:
+        handle_reports(s); /* the connections as the workers last reported them */
         wsd_control_handle(s, tag, slot, events);
         break;
     case WSD_TAG_UPGRADE_CHILD:
@@ -428,7 +470,7 @@ int wsd_supervisor_run(const struct wsd_config *cfg)
         .config = *cfg,
         .self = getpid(),
         .ep = -1, .sig_fd = -1, .tick_fd = -1, .listen_fd = -1, .tls_listen_fd = -1,
-        .dispatch_w = -1, .report_r = -1, .ctl_s = -1, .ctl_a = -1,
+        .dispatch_w = -1, .report_r = -1, .report_timer_fd = -1, .ctl_s = -1, .ctl_a = -1,
         .acceptor_pidfd = -1, .template_chan = -1, .template_pidfd = -1,
         .next_escalation_ms = UINT64_MAX,
         .inherited = {.ws = -1, .wss = -1, .control = -1, .upgrade = -1, .metrics = -1},
