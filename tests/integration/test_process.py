@@ -250,6 +250,53 @@ def workers_compact_layout():
     w.check_clean()
 
 
+def code_mappings(pid):
+    """{(perms, file): (Rss kB, Anonymous kB)} of pid's read-only mappings of wsd and libc."""
+    out, key = {}, None
+    wsd = os.path.realpath(WSD_BIN)
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+                path = fields[5] if len(fields) > 5 else ""
+                mine = (path == wsd or path.endswith("/libc.so.6")) and "w" not in fields[1]
+                key = (fields[1], path.rsplit("/", 1)[-1]) if mine else None
+                if key:
+                    out.setdefault(key, (0, 0))
+            elif key and fields[0] in ("Rss:", "Anonymous:"):
+                rss, anon = out[key]
+                out[key] = (rss + int(fields[1]), anon) if fields[0] == "Rss:" else \
+                    (rss, anon + int(fields[1]))
+    return out
+
+
+def started(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+@case("a worker starts with the template's page-table entries for wsd's and libc's code and "
+      "constants (each code mapping of the template holds one private page, so the clone copies "
+      "them), and serves a connection")
+def workers_share_code_ptes():
+    w = srv()
+    echo_once(w, "the template has run its whole loop")
+    template = [p for p, c, _ in w.children() if c == "wsd-template"][0]
+    wait_until(lambda: len(w.idle_workers()) == w.pool_min, 5, "the pool to be refilled")
+    newest = max(w.idle_workers(), key=started)
+    t, n = code_mappings(template), code_mappings(newest)
+    check(len([k for k in t if k[0] == "r-xp"]) == 2, f"no code mapping of wsd and libc: {t}")
+    for key, (rss, anon) in t.items():
+        if key[0] == "r-xp":
+            check(anon == 4, f"the template's {key}: {anon} kB private, not one page")
+        # Faultaround maps up to 64 kB around a fault: the template may have faulted once more
+        # since the newest worker's clone.
+        check(key in n and n[key][0] >= rss - 64,
+              f"worker {newest} maps {n.get(key, (0, 0))[0]} kB of {key}, the template {rss} kB")
+    echo_once(w, "served by a worker with the template's code mapped")
+    w.check_clean()
+
+
 @case("WSD_POOL_MIN=0: a connection is still served; afterwards no worker is left")
 def pool_min_zero():
     with Wsd(env={"WSD_POOL_MIN": "0"}) as w:
