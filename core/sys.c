@@ -150,11 +150,16 @@ void wsd_sys_free_unforked(void *p, size_t size)
         (void)munmap(p, size);
 }
 
-uint64_t wsd_now_ns(void)
+static inline uint64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t wsd_now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 uint64_t wsd_now_ms(void)
@@ -164,7 +169,5 @@ uint64_t wsd_now_ms(void)
 
 uint64_t wsd_tick_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+    return clock_ns(CLOCK_MONOTONIC_COARSE) / 1000000ull;
 }
