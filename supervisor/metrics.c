@@ -173,8 +173,9 @@ void wsd_metrics_render(struct supervisor *s, struct wsd_buf *b)
     scalar(b, "wsd_protocol_violations_total", "counter",
            "Connections wsd closed with 1002, 1007 or 1009.", s->totals.violations);
     scalar(b, "wsd_strays_reaped_total", "counter",
-           "Processes an exec program left running when its worker was SIGKILLed, ended and "
-           "reaped by the supervisor.", s->totals.strays_reaped);
+           "Processes a worker left that no wsd process accounted for (an exec program's, "
+           "after its worker was SIGKILLed; a compromised worker's), ended and reaped by the "
+           "supervisor.", s->totals.strays_reaped);
     scalar(b, "wsd_abuse_bans_total", "counter", "Client IPs banned by the abuse detector.",
            s->totals.bans);
 

@@ -74,6 +74,7 @@ void wsd_metrics_child_start(struct supervisor *s)
         if (pid >= 0) {
             (void)wsd_sys_pidfd_send_signal(pidfd, SIGKILL, NULL);
             m->pidfd = pidfd; /* reaped through the usual exit path */
+            m->pid = pid;
             (void)wsd_supervisor_watch(s, pidfd, WSD_TAG_METRICS, 0, EPOLLIN);
         } else {
             wsd_close(sv[0]);

@@ -64,7 +64,7 @@ struct wsd_totals {
     uint64_t closed_by_cause[WSD_CAUSE_COUNT];
     uint64_t violations;  /* connections ended by wsd for 1002/1007/1009 */
     uint64_t bans;
-    uint64_t strays_reaped; /* what exec programs left when their workers were SIGKILLed */
+    uint64_t strays_reaped; /* children no wsd process accounted for (strays.c) */
     uint64_t tls_failed;                       /* wss:// TLS handshakes that failed */
     uint64_t tls_refused[WSD_HS_FAIL_COUNT];   /* bad requests answered through TLS */
 };
@@ -152,8 +152,9 @@ void wsd_conn_ended(struct supervisor *s, struct wsd_worker *w, uint16_t code, i
                     const siginfo_t *si);
 const char *wsd_cause_name(enum wsd_cause c);
 
-/* strays.c: SIGKILL and reap children of the supervisor from other sessions: what an exec
- * program started, adopted when its worker died abruptly. */
+/* strays.c: SIGKILL and reap the supervisor's children that no wsd process accounts for: what
+ * an exec program started, adopted when its worker died abruptly, and what a compromised worker
+ * started. Runs once a second, and at the next tick while strays_pending. */
 void wsd_strays_sweep(struct supervisor *s);
 
 /* detect_abuse.c: count a violation or refused handshake from ip; past the limit, ban it. */
@@ -213,6 +214,8 @@ void wsd_upgrade_tick(struct supervisor *s, uint64_t now_ms);
 void wsd_upgrade_abort(struct supervisor *s);
 /* True while a new generation runs that has not said READY (wsd waits to reap it). */
 bool wsd_upgrade_is_starting(const struct supervisor *s);
+/* The new generation's pid while it is our unreaped child, else 0. */
+pid_t wsd_upgrade_child_pid(const struct supervisor *s);
 void wsd_upgrade_done(struct supervisor *s);
 /* In a new generation: tell the old one we are ready (no-op if not started by SIGUSR2). */
 void wsd_upgrade_report_ready(struct supervisor *s);

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* Strays: processes that outlived the worker whose connection they belonged to. The supervisor
- * is a child subreaper, so when a worker dies by SIGKILL or a crash, the descendants its exec
- * program started (the program itself dies with the worker, by PDEATHSIG) come to it instead
- * of to init. Each runs in a session of its own (programs start with setsid), which is how
- * they are told from wsd's own children: those all share the supervisor's session. A stray is
- * signalled through a pidfd opened while it is an unreaped child of ours (its pid cannot be
- * reused before we reap it), it and its process group with SIGKILL, and reaped on a later tick
- * once it has exited. A sweep asks every child for its session (one getsid each, tens of
- * thousands with that many workers), so it runs on the supervisor's tick, once for however
- * many workers died since the last. */
+/* Strays: children of the supervisor that no wsd process accounts for. Two kinds come here.
+ * What an exec program started, when its worker died abruptly (the supervisor is a child
+ * subreaper; the program itself dies with the worker, by PDEATHSIG). And what a compromised
+ * worker made: a clone(CLONE_PARENT) child (the seccomp filter cannot refuse the flag, since
+ * the template it shares the filter with needs it), or a child that left the worker's process
+ * group, so that the group's end misses it, and was adopted when the worker exited. A process
+ * is wsd's own if the supervisor holds its pidfd (acceptor, template, keyholders, wsd-metrics,
+ * a new generation, every worker); anything else is ended. A stray is signalled through a
+ * pidfd opened while it is an unreaped child of ours (its pid cannot be reused before we reap
+ * it), it and its process group with SIGKILL, and reaped on a later tick once it has exited.
+ * The sweep reads the kernel's list of the supervisor's children (no syscall per child), once
+ * a second and at the next tick after a worker died by a signal. */
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,19 +22,54 @@
 
 struct sweep {
     struct supervisor *s;
-    pid_t sid;     /* the supervisor's session */
+    const pid_t *own; /* sorted */
+    size_t n_own;
     unsigned left; /* strays still alive */
 };
+
+static int cmp_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void add_own(pid_t *own, size_t *n, int pidfd, pid_t pid)
+{
+    if (pidfd >= 0 && pid > 0)
+        own[(*n)++] = pid;
+}
+
+/* The pids of every process of ours the supervisor holds a pidfd of, sorted; NULL if out of
+ * memory. */
+static pid_t *own_pids(const struct supervisor *s, size_t *ret_n)
+{
+    size_t n = 0;
+    pid_t *own = malloc((s->pool.cap + WSD_KEYHOLDERS_MAX + 4) * sizeof(*own));
+    if (!own)
+        return NULL;
+    add_own(own, &n, s->acceptor_pidfd, s->acceptor_pid);
+    add_own(own, &n, s->template_pidfd, s->template_pid);
+    add_own(own, &n, s->metrics_child.pidfd, s->metrics_child.pid);
+    pid_t successor = wsd_upgrade_child_pid(s);
+    add_own(own, &n, successor > 0 ? 0 : -1, successor);
+    for (size_t i = 0; i < WSD_KEYHOLDERS_MAX; i++)
+        add_own(own, &n, s->keyholders[i].pidfd, s->keyholders[i].pid);
+    for (uint32_t i = 0; i < s->pool.cap; i++)
+        add_own(own, &n, s->pool.slots[i].pidfd, s->pool.slots[i].pid);
+    qsort(own, n, sizeof(*own), cmp_pid);
+    *ret_n = n;
+    return own;
+}
 
 static void end_stray(pid_t pid, void *arg)
 {
     struct sweep *sw = arg;
-    pid_t sid = getsid(pid);
-    if (sid < 0 || sid == sw->sid)
-        return; /* one of wsd's own processes (or already gone) */
+    if (bsearch(&pid, sw->own, sw->n_own, sizeof(pid), cmp_pid))
+        return;
     siginfo_t si = {0};
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid) {
-        wsd_log_notice("reaped pid=%d, left running by a worker that died", (int)pid);
+    /* __WALL: a clone child may have chosen no exit signal, or another than SIGCHLD. */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | __WALL) == 0 && si.si_pid == pid) {
+        wsd_log_notice("reaped pid=%d, a stray left by a worker", (int)pid);
         sw->s->totals.strays_reaped++;
         return;
     }
@@ -46,9 +84,16 @@ static void end_stray(pid_t pid, void *arg)
 
 void wsd_strays_sweep(struct supervisor *s)
 {
-    struct sweep sw = {.s = s, .sid = getsid(0)};
+    struct sweep sw = {.s = s};
+    pid_t *own = own_pids(s, &sw.n_own);
+    if (!own) {
+        s->strays_pending = true; /* the next tick tries again */
+        return;
+    }
+    sw.own = own;
     int r = wsd_sys_each_child(end_stray, &sw);
     if (r < 0)
         wsd_log_warn(r, "cannot list the supervisor's children to end strays");
+    free(own);
     s->strays_pending = r == 0 && sw.left > 0;
 }

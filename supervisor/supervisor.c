@@ -378,9 +378,10 @@ static void handle_tick(struct supervisor *s)
     wsd_upgrade_tick(s, now);
     if (!s->stopping)
         wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
-    if (s->strays_pending)
+    bool second = now - s->last_scan_ms >= 1000; /* the detectors' and the sweep's tick */
+    if (s->strays_pending || second)
         wsd_strays_sweep(s);
-    if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
+    if (second) {
         s->last_scan_ms = now;
         wsd_heartbeat_scan(s, now);
     }

@@ -258,6 +258,12 @@ bool wsd_upgrade_is_starting(const struct supervisor *s)
     return u && u->pidfd >= 0 && !u->ready;
 }
 
+pid_t wsd_upgrade_child_pid(const struct supervisor *s)
+{
+    const struct wsd_upgrade *u = s->upgrade;
+    return u && u->pidfd >= 0 ? u->pid : 0;
+}
+
 void wsd_upgrade_done(struct supervisor *s)
 {
     struct wsd_upgrade *u = s->upgrade;

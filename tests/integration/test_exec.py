@@ -298,10 +298,10 @@ def force_kill_ends_orphans():
         pid, gc, worker = wsctl_kill_grandchild(w, c, "--force")
         c.expect_eof()
     wait_gone([worker, pid, gc], 3, "the worker, its program and the grandchild")
-    wait_until(lambda: grep(w, f"reaped pid={gc}, left running by a worker that died"), 3,
+    wait_until(lambda: grep(w, f"reaped pid={gc}, a stray left by a worker"), 3,
                "the supervisor's line for the grandchild")
     # the program too: it came to the supervisor as its worker died, then PDEATHSIG ended it
-    check(grep(w, f"reaped pid={pid}, left running by a worker that died"), "the program's line")
+    check(grep(w, f"reaped pid={pid}, a stray left by a worker"), "the program's line")
     rc, out, _ = wsctl(w, "stats")
     counts = dict(l.split(": ", 1) for l in out.splitlines() if ": " in l)
     check(rc == 0 and int(counts.get("strays_reaped", 0)) == 2, f"stats: {out}")
