@@ -9,8 +9,8 @@
  * a new generation, every worker); anything else is ended. A stray is signalled through a
  * pidfd opened while it is an unreaped child of ours (its pid cannot be reused before we reap
  * it), it and its process group with SIGKILL, and reaped on a later tick once it has exited.
- * The sweep reads the kernel's list of the supervisor's children (no syscall per child), once
- * a second and at the next tick after a worker died by a signal. */
+ * The sweep reads the kernel's list of the supervisor's children (no syscall per child), every
+ * WSD_STRAYS_SWEEP_MS and at the next tick after a worker died by a signal. */
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>

@@ -378,10 +378,11 @@ static void handle_tick(struct supervisor *s)
     wsd_upgrade_tick(s, now);
     if (!s->stopping)
         wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
-    bool second = now - s->last_scan_ms >= 1000; /* the detectors' and the sweep's tick */
-    if (s->strays_pending || second)
+    if (s->strays_pending || now - s->last_sweep_ms >= WSD_STRAYS_SWEEP_MS) {
+        s->last_sweep_ms = now;
         wsd_strays_sweep(s);
-    if (second) {
+    }
+    if (now - s->last_scan_ms >= 1000) { /* the detectors' tick */
         s->last_scan_ms = now;
         wsd_heartbeat_scan(s, now);
     }
