@@ -215,6 +215,25 @@ if isinstance(spawn_rate, (int, float)) and spawn_rate:
                             f"{5 * conn_wd / spawn_rate:.2f}x the empty-process rate, i.e. "
                             f"{1e6 / (5 * conn_wd):,.0f} µs per connection for everything.")
 
+# The reference servers (bench/peers/ref_fork.c, same run): the least a process-per-connection
+# server does, forked and exec'd.
+ref_fork = median("ref-fork", "probe", "rate")
+ref_exec = median("ref-exec", "probe", "rate")
+if all(isinstance(v, (int, float)) and v for v in (ref_fork, ref_exec)):
+    conn_wsd = val("conn-", "handshakes/s", "wsd")
+    conn_wd = val("conn-", "handshakes/s", "websocketd")
+    process_note.append(f"- The least a process-per-connection server does (bench/peers/ref_fork.c: "
+                        f"one process answers the handshake, each connection's close handshake "
+                        f"runs in a fresh process; conn C=64 like the servers): {ref_fork:,.0f}/s "
+                        f"with a forked process, {ref_exec:,.0f}/s with a vfork + exec of a static "
+                        f"binary without libc.")
+    if isinstance(conn_wsd, (int, float)):
+        process_note.append(f"- wsd's conn rate is {conn_wsd / ref_fork:.2f}x the forked "
+                            f"reference's and {conn_wsd / ref_exec:.2f}x the exec'd one's.")
+    if isinstance(conn_wd, (int, float)) and conn_wd:
+        process_note.append(f"- 5x websocketd is {5 * conn_wd / ref_fork:.2f}x the forked "
+                            f"reference and {5 * conn_wd / ref_exec:.2f}x the exec'd one.")
+
 # What a wakeup costs where every connection is a process (wsbench switch, same run): echo at
 # C=1000 wakes a worker, on the servers' CPU, for every few messages.
 switch_procs = median("switch-c1000", "probe", "rate")

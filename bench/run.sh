@@ -5,10 +5,12 @@
 # that the ratios are meaningful on a noisy machine. Servers on CPU 0, wsbench on CPU 1.
 #
 # Besides the servers: `wsbench kill` (wsd only: N connections open, closed one at a time through
-# the control socket, starting 3 s after the last one opened, once wsd's pool has refilled), and
+# the control socket, starting 3 s after the last one opened, once wsd's pool has refilled),
 # two probes on the servers' CPU without a server: `wsbench spawn` (the empty clone3 + exit +
 # reap rate, what process creation alone allows) and `wsbench switch` (a wakeup and switch
-# among 1,000 processes, and among 1,000 threads).
+# among 1,000 processes, and among 1,000 threads), and after each conn run the two reference
+# servers of bench/peers/ref_fork.c (forked, exec'd: what a process per connection costs with
+# nothing else).
 #
 # Environment: QUICK=1 (about a minute: short runs, one run per cell, hold of 1000),
 # DURATION=seconds per run (10), RUNS=runs per cell (3), WARMUP=seconds (2), HOLD_N (10000),
@@ -75,6 +77,14 @@ fi
 if [ ! -x "$LWS_ECHO" ] || [ bench/peers/lws_echo.c -nt "$LWS_ECHO" ]; then
     gcc -std=gnu11 -O2 -o "$LWS_ECHO" bench/peers/lws_echo.c \
         $(pkg-config --cflags --libs libwebsockets 2>/dev/null) || log "cannot build lws_echo"
+fi
+REF_FORK=$BUILD/bench/ref_fork
+REF_CLOSER=$BUILD/bench/ref_closer
+if [ ! -x "$REF_FORK" ] || [ ! -x "$REF_CLOSER" ] || [ bench/peers/ref_fork.c -nt "$REF_FORK" ] ||
+    [ bench/peers/ref_closer.c -nt "$REF_CLOSER" ] || [ bench/peers/ref_close.h -nt "$REF_FORK" ]; then
+    { gcc -std=gnu11 -O2 -I. -o "$REF_FORK" bench/peers/ref_fork.c "$BUILD/libwsd.a" -lwolfssl &&
+        gcc -std=gnu11 -O2 -nostdlib -static -fno-stack-protector -o "$REF_CLOSER" \
+            bench/peers/ref_closer.c; } || log "cannot build the reference servers"
 fi
 
 # One fd per connection, on both sides: raise the soft limit to the hard one (20000 here).
@@ -194,10 +204,37 @@ run_probe() { # run scenario-label wsbench-args...
     shift 2
     out=$(timeout --kill-after=5 60 taskset -c $SERVER_CPU "$WSBENCH" "$@" -d "$DURATION" \
         --label "probe|$label|$run" 2>"$OUT/.stderr")
-    rc=$?
+    record_probe $? "$run" "$label" "$out"
+}
+
+record_probe() { # exit-status run label output
+    local rc=$1 run=$2 label=$3 out=$4
     printf '%s\n' "$out" | grep '^wsbench' | sed "s/^/  [probe run $run] /" >&2
     [ $rc -eq 0 ] || { FAILED=1; log "$label probe run $run: exit $rc: $(head -c 300 "$OUT/.stderr")"; }
     printf '%s\n' "$out" | grep '^{' | sed "s/}\$/,\"exit\":$rc}/" >>"$RAW"
+}
+
+# The references for conn (bench/peers/ref_fork.c): the least a process-per-connection server
+# does, each connection's close in a forked process, or in an exec'd static binary without libc.
+# Run as a server is (on its CPU, wsbench on the other), started for each run.
+REF_PORT=$((BASE_PORT + 50))
+run_reference() { # run fork|exec wsbench-args...
+    local run=$1 mode=$2 pid out rc
+    shift 2
+    [ -x "$REF_FORK" ] && [ -x "$REF_CLOSER" ] || return 0
+    if port_busy $REF_PORT; then
+        log "port $REF_PORT is in use: no ref-$mode run (set BASE_PORT)"
+        return 0
+    fi
+    taskset -c $SERVER_CPU "$REF_FORK" $REF_PORT "$mode" "$REF_CLOSER" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do port_busy $REF_PORT && break; sleep 0.1; done
+    out=$(timeout --kill-after=5 60 taskset -c $CLIENT_CPU "$WSBENCH" "$@" \
+        --url "ws://127.0.0.1:$REF_PORT/" --label "probe|ref-$mode|$run" 2>"$OUT/.stderr")
+    rc=$?
+    kill -TERM $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    record_probe $rc "$run" "ref-$mode" "$out"
 }
 
 for entry in "${SCEN[@]}"; do
@@ -211,7 +248,11 @@ for entry in "${SCEN[@]}"; do
     # Runs interleave the servers, so a burst of noise from the shared machine hits them all.
     for run in $(seq "$RUNS"); do
         for s in "${targets[@]}"; do run_one "$s" "$sc" "$run" $args -d "$DURATION"; done
-        [[ $sc == conn-* ]] && run_probe "$run" spawn-c1 spawn -c 1
+        if [[ $sc == conn-* ]]; then
+            run_probe "$run" spawn-c1 spawn -c 1
+            run_reference "$run" fork $args -d "$DURATION"
+            run_reference "$run" exec $args -d "$DURATION"
+        fi
         if [[ $sc == echo-c1000-* ]]; then
             run_probe "$run" switch-c1000 switch -c 1000
             run_probe "$run" switch-threads-c1000 switch -c 1000 --threads
