@@ -32,7 +32,7 @@ static void acceptor_main(void *arg)
 {
     const struct acceptor_start_args *sa = arg;
     struct supervisor *s = sa->s;
-    wsd_spawn_child_init("wsd-acceptor", s->self);
+    wsd_spawn_child_init("wsd-acceptor", s->self, 0);
     wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-acceptor");
     int from[4] = {s->listen_fd, s->dispatch_w, s->ctl_a, s->tls_listen_fd}, t[4];
     for (int i = 0; i < 4; i++)

@@ -25,7 +25,7 @@ void wsd_keyholder_main(void *arg)
     const struct wsd_keyholder_args *a = arg;
     /* Not dumpable: no core file, and /proc/PID/mem and ptrace need CAP_SYS_PTRACE. */
     (void)prctl(PR_SET_DUMPABLE, 0);
-    wsd_spawn_child_init("wsd-keyholder", a->supervisor_pid);
+    wsd_spawn_child_init("wsd-keyholder", a->supervisor_pid, 0);
     wsd_log_setup((enum wsd_log_level)a->cfg->log_level, "wsd-keyholder");
     if (a->unmap)
         (void)munmap(a->unmap, a->unmap_len);

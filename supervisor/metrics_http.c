@@ -297,7 +297,7 @@ static int setup(struct server *sv)
 void wsd_metrics_http_main(void *arg)
 {
     const struct wsd_metrics_http_args *a = arg;
-    wsd_spawn_child_init("wsd-metrics", a->supervisor_pid);
+    wsd_spawn_child_init("wsd-metrics", a->supervisor_pid, 0);
     wsd_log_setup((enum wsd_log_level)a->cfg->log_level, "wsd-metrics");
     struct server sv = {.cfg = a->cfg, .ep = -1, .sig_fd = -1};
     int r = take_fds(a);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -44,6 +45,15 @@ static int try_connect(int family, const char *arg)
     r = r < 0 ? -errno : 0;
     wsd_close(fd);
     return r;
+}
+
+static int try_socket(int family, int type, int protocol)
+{
+    int fd = socket(family, type | SOCK_CLOEXEC, protocol);
+    if (fd < 0)
+        return -errno;
+    wsd_close(fd);
+    return 0;
 }
 
 static int try_bind(void)
@@ -123,6 +133,8 @@ static int run_probe(const char *name, const char *arg, char *out, size_t cap)
         r = try_clone(CLONE_NEWNET);
     else if (strcmp(name, "fork") == 0)
         r = try_clone(0);
+    else if (strcmp(name, "packet") == 0) /* every connection's traffic on loopback */
+        r = try_socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     else if (strcmp(name, "clone3") == 0)
         r = syscall(SYS_clone3, NULL, 0) < 0 ? -errno : 0;
     else if (strcmp(name, "keyctl") == 0)

@@ -10,8 +10,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/secret.h"
 #include "core/sys.h"
+#include "supervisor/caps.h"
 #include "supervisor/exit.h"
 
 pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
@@ -23,16 +25,21 @@ pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
     _exit(WSD_EXIT_FAILURE);
 }
 
-void wsd_spawn_child_init(const char *name, pid_t supervisor_pid)
+void wsd_spawn_child_init(const char *name, pid_t supervisor_pid, uint64_t keep_caps)
 {
     /* The supervisor keeps WSD_ADMIN_TOKEN in its environment (an upgrade re-executes wsd with
      * it); no child needs it, and a child is what faces the network. */
     wsd_secret_wipe_env();
     /* Real-time priority is the supervisor's alone (WSD_SUPERVISOR_SCHED): nothing below it,
-     * and no worker or program cloned from here, may take it up again (without CAP_SYS_NICE,
-     * which a wsd run as root keeps). */
+     * and no worker or program cloned from here, may take it up again (CAP_SYS_NICE goes
+     * next). */
     struct rlimit none = {0, 0};
     (void)setrlimit(RLIMIT_RTPRIO, &none);
+    int r = wsd_caps_limit(keep_caps);
+    if (r < 0) {
+        wsd_log_error(r, "%s: dropping capabilities failed", name);
+        _exit(WSD_EXIT_FATAL);
+    }
     wsd_spawn_clone_init(name, supervisor_pid);
 }
 

@@ -20,6 +20,7 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "core/wake.h"
+#include "supervisor/caps.h"
 #include "supervisor/exit.h"
 #include "supervisor/layout.h"
 #include "supervisor/reap.h"
@@ -121,7 +122,8 @@ static void template_main(void *arg)
     /* Copied, not shared, fd table (no CLONE_FILES: slot 5 changes right after the clone):
      * keep 0-5, drop the supervisor's pidfds and the rest. */
     (void)wsd_sys_close_range(WSD_FD_FIRST_PRIVATE, 0);
-    wsd_spawn_child_init("wsd-template", s->self);
+    wsd_spawn_child_init("wsd-template", s->self,
+                         s->cfg->handler == WSD_HANDLER_EXEC ? WSD_CAPS_EXEC_WORKER : 0);
     wsd_log_setup((enum wsd_log_level)s->cfg->log_level, "wsd-template");
     (void)munmap(s->shared, sizeof(*s->shared));
     /* Every worker is a copy of this process: off the kernel's stack, up to 1 GB from

@@ -73,6 +73,7 @@ while True:
     "sink.sh": "#!/bin/sh\necho \"pid $$\"\nexec sleep 300\n",
     "ident.sh": """#!/bin/sh
 echo "uid $(id -u) gid $(id -g)"
+echo "caps $(awk '/^CapPrm/ {p = $2} /^CapEff/ {e = $2} END {print p, e}' /proc/$$/status)"
 if cat /etc/shadow >/dev/null 2>&1; then echo shadow-readable; else echo shadow-denied; fi
 if touch "$1/x" 2>/dev/null; then echo wrote-outside; else echo write-denied; fi
 if touch /tmp/wsdtest-exec-probe.$$ 2>/dev/null; then echo wrote-tmp; rm -f /tmp/wsdtest-exec-probe.$$; fi
@@ -587,20 +588,38 @@ def backpressure_in():
 # the programs' sandbox
 
 
-@case("programs run as nobody (uid 65534), cannot read /etc/shadow, and cannot write to a "
-      "world-writable directory outside the temporary ones (Landlock), but can in /tmp")
+def caps(pid):
+    """{'CapPrm': int, 'CapEff': int, 'CapBnd': int, 'CapAmb': int} of a live process."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v, 16) for k, _, v in (l.partition(":") for l in f)
+                if k in ("CapPrm", "CapEff", "CapBnd", "CapAmb")}
+
+
+@case("programs run as nobody (uid 65534) with no capability, cannot read /etc/shadow, and "
+      "cannot write to a world-writable directory outside the temporary ones (Landlock), but "
+      "can in /tmp; their worker keeps only CAP_KILL, CAP_SETUID, CAP_SETGID and "
+      "CAP_SYS_RESOURCE")
 def runs_as_nobody():
     ww = tempfile.mkdtemp(prefix="wsdtest-ww-", dir="/run")
     os.chmod(ww, 0o1777)  # the file permissions allow it: only Landlock can refuse
     try:
         with Wsd(env=dict(BASE_ENV, WSD_POOL_MIN="1",
                           WSD_EXEC=f"{DIR}/ident.sh {ww}", WSD_EXEC_DIR=None)) as w:
+            own = caps(w.pid)["CapPrm"]
+            check(own != 0, "these tests run as root: wsd holds capabilities")
+            # CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SYS_RESOURCE
+            keep = own & (1 << 5 | 1 << 6 | 1 << 7 | 1 << 24)
+            for pid in w.workers():
+                got = caps(pid)
+                check(got == {"CapPrm": keep, "CapEff": keep, "CapBnd": keep, "CapAmb": 0},
+                      f"worker {pid}: {got}, want {keep:#x}")
             with connect(w, "/") as c:
                 msgs, f = messages_until_close(c)
             w.check_clean()
         lines = [d.decode() for _, d in msgs]
-        check(lines[:1] == ["uid 65534 gid 65534"], f"identity: {lines}")
-        check(lines[1:] == ["shadow-denied", "write-denied", "wrote-tmp"], f"file access: {lines}")
+        check(lines[:2] == ["uid 65534 gid 65534", "caps 0000000000000000 0000000000000000"],
+              f"identity: {lines}")
+        check(lines[2:] == ["shadow-denied", "write-denied", "wrote-tmp"], f"file access: {lines}")
         check(os.listdir(ww) == [], "a file appeared outside /tmp")
     finally:
         for n in os.listdir(ww):

@@ -12,12 +12,14 @@ a worker it cloned before answering late is kept."""
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
+import tempfile
 import time
 
-from wsdtest import (OP_TEXT, Wsd, case, check, close_payload, pidfd_pids, proc_status, run,
-                     wait_until, wsctl)
+from wsdtest import (OP_TEXT, WSD_BIN, Wsd, case, check, close_payload, echo_once, pidfd_pids,
+                     proc_status, run, wait_until, wsctl)
 
 PROBE = {"WSD_HANDLER": "test-probe", "WSD_POOL_MIN": "2"}
 
@@ -50,11 +52,15 @@ def probe(w, *names):
     return out
 
 
+CAPS = ("CapPrm", "CapEff", "CapBnd", "CapAmb", "CapInh")
+
+
 @case("the template and every worker have no_new_privs and the seccomp filter (Seccomp: 2) "
       "from the template, loaded once before any worker existed; the supervisor and acceptor "
-      "have neither")
+      "have neither; of root's capabilities only the supervisor keeps any (none in the "
+      "bounding set of the acceptor, wsd-metrics, the template or a worker)")
 def inherited_from_template():
-    with Wsd(env=PROBE) as w:
+    with Wsd(env=dict(PROBE, WSD_METRICS_LISTEN="127.0.0.1:0")) as w:
         t = template_of(w)
         check(t is not None, f"one wsd-template child: {w.children()}")
         for pid in [t] + w.workers():
@@ -66,12 +72,51 @@ def inherited_from_template():
         for pid in [w.pid, w.acceptor()]:
             st = status_fields(pid)
             check(st["Seccomp"] == "0" and st["NoNewPrivs"] == "0", f"{st['Name']} sandboxed")
+        check(int(status_fields(w.pid)["CapEff"], 16) != 0, "these tests run as root: wsd "
+              "holds capabilities")
+        metrics = [p for p, c, s in w.children() if c == "wsd-metrics"]
+        for pid in [t, w.acceptor()] + metrics + w.workers():
+            st = status_fields(pid)
+            held = {k: st[k] for k in CAPS if int(st[k], 16) != 0}
+            check(not held, f"pid {pid} ({st['Name']}) holds capabilities: {held}")
         w.check_clean()
+
+
+@case("run as an unprivileged user given one capability the way a unit's AmbientCapabilities= "
+      "does (CAP_SYS_NICE, no CAP_SETPCAP to drop the bounding set with): the supervisor uses "
+      "it (SCHED_FIFO), no process below it holds it, and wsd serves")
+def ambient_capability_dropped():
+    d = tempfile.mkdtemp(prefix="wsdtest-caps-")
+    os.chmod(d, 0o1777)  # the control socket's directory, for the unprivileged wsd
+    exe = os.path.join(d, "wsd-nobody")
+    with open(exe, "w") as f:
+        f.write("#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups "
+                f"--inh-caps=+sys_nice --ambient-caps=+sys_nice {WSD_BIN} \"$@\"\n")
+    os.chmod(exe, 0o755)
+    try:
+        with Wsd(env=dict(WSD_CONTROL_SOCKET=os.path.join(d, "ctl.sock")), exe=exe) as w:
+            sup = status_fields(w.pid)
+            check(sup["Uid"].split()[0] == "65534" and int(sup["CapEff"], 16) == 1 << 23,
+                  f"the supervisor: uid {sup['Uid']} CapEff {sup['CapEff']}")
+            check(os.sched_getscheduler(w.pid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO,
+                  "the supervisor is not at SCHED_FIFO")
+            echo_once(w, "served")
+            kids = [p for p, c, st in w.children() if st != "Z"]
+            check(len(kids) >= 3, f"children: {w.children()}")
+            for pid in kids:
+                st = status_fields(pid)
+                held = {k: st[k] for k in CAPS if k != "CapBnd" and int(st[k], 16) != 0}
+                check(not held, f"pid {pid} ({st['Name']}) holds capabilities: {held}")
+            check(not [l for l in w.log_lines() if "capabilities" in l], "a capability error")
+            w.check_clean()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @case("inside a worker: Landlock refuses files, TCP bind and connect, signals to the "
       "supervisor and abstract sockets; seccomp refuses namespaces, mounts and keyrings (EPERM) "
-      "and clone3 (ENOSYS); a plain fork works")
+      "and clone3 (ENOSYS); a plain fork works; a raw packet socket, which would see every "
+      "connection's traffic, is refused (no CAP_NET_RAW, although wsd runs as root)")
 def probes_refused():
     with Wsd(env=PROBE) as w:
         name = f"wsdtest-abstract-{os.getpid()}"
@@ -81,12 +126,13 @@ def probes_refused():
         try:
             got = probe(w, "nnp", "seccomp", "open /etc/hostname", "bind", f"connect {w.port}",
                         f"abstract {name}", "signal", "unshare", "mount", "clone-newnet",
-                        "keyctl", "clone3", "fork")
+                        "keyctl", "clone3", "fork", "packet")
         finally:
             ab.close()
         want = ["nnp: 1", "seccomp: 2", "open: EACCES", "bind: EACCES", "connect: EACCES",
                 "abstract: EPERM", "signal: EPERM", "unshare: EPERM", "mount: EPERM",
-                "clone-newnet: EPERM", "keyctl: EPERM", "clone3: ENOSYS", "fork: ok"]
+                "clone-newnet: EPERM", "keyctl: EPERM", "clone3: ENOSYS", "fork: ok",
+                "packet: EPERM"]
         check(got == want, "probes:\n" + "\n".join(f"  {g!r:28} want {x!r}"
                                                    for g, x in zip(got, want)))
         w.check_clean()
@@ -120,7 +166,8 @@ def sandbox_off():
         w.check_clean()
     with Wsd(env=dict(PROBE, WSD_SECCOMP="off")) as w:
         got = probe(w, "nnp", "seccomp", "open /etc/hostname", "unshare", "clone3")
-        check(got == ["nnp: 1", "seccomp: 0", "open: EACCES", "unshare: ok", "clone3: EINVAL"],
+        # unshare fails without the filter too: the worker has no CAP_SYS_ADMIN (caps.h)
+        check(got == ["nnp: 1", "seccomp: 0", "open: EACCES", "unshare: EPERM", "clone3: EINVAL"],
               f"seccomp off: {got}")
         w.check_clean()
 
