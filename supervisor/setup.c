@@ -23,6 +23,7 @@
 #include "core/shared.h"
 #include "core/sys.h"
 #include "supervisor/pool.h"
+#include "supervisor/rt_guard.h"
 #include "supervisor/spawn.h"
 #include "supervisor/state.h"
 
@@ -221,6 +222,9 @@ int wsd_supervisor_setup(struct supervisor *s)
     if (s->cfg->supervisor_fifo && (r = wsd_sys_sched_fifo_alone()) < 0)
         wsd_log_warn(r, "sched_setscheduler(SCHED_FIFO) failed: the supervisor keeps the default "
                         "policy (WSD_SUPERVISOR_SCHED=other asks for that without trying)");
+    else if (s->cfg->supervisor_fifo && (r = wsd_rt_guard_arm()) < 0)
+        wsd_log_warn(r, "setting RLIMIT_RTTIME failed: nothing brings a supervisor stuck at "
+                        "SCHED_FIFO back to the default policy");
     r = setup_channels(s);
     if (r < 0) {
         wsd_log_error(r, "socketpair() failed while setting up the worker channels");

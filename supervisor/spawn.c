@@ -15,6 +15,7 @@
 #include "core/sys.h"
 #include "supervisor/caps.h"
 #include "supervisor/exit.h"
+#include "supervisor/rt_guard.h"
 
 pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
 {
@@ -35,6 +36,7 @@ void wsd_spawn_child_init(const char *name, pid_t supervisor_pid, uint64_t keep_
      * next). */
     struct rlimit none = {0, 0};
     (void)setrlimit(RLIMIT_RTPRIO, &none);
+    wsd_rt_guard_child();
     int r = wsd_caps_limit(keep_caps);
     if (r < 0) {
         wsd_log_error(r, "%s: dropping capabilities failed", name);

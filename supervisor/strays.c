@@ -50,8 +50,9 @@ static pid_t *own_pids(const struct supervisor *s, size_t *ret_n)
     add_own(own, &n, s->acceptor_pidfd, s->acceptor_pid);
     add_own(own, &n, s->template_pidfd, s->template_pid);
     add_own(own, &n, s->metrics_child.pidfd, s->metrics_child.pid);
-    pid_t successor = wsd_upgrade_child_pid(s);
-    add_own(own, &n, successor > 0 ? 0 : -1, successor);
+    pid_t successor = wsd_upgrade_child_pid(s); /* its pidfd is upgrade.c's */
+    if (successor > 0)
+        own[n++] = successor;
     for (size_t i = 0; i < WSD_KEYHOLDERS_MAX; i++)
         add_own(own, &n, s->keyholders[i].pidfd, s->keyholders[i].pid);
     for (uint32_t i = 0; i < s->pool.cap; i++)

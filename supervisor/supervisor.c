@@ -37,6 +37,7 @@
 #include "supervisor/pool.h"
 #include "supervisor/reap.h"
 #include "supervisor/report.h"
+#include "supervisor/rt_guard.h"
 #include "supervisor/spawn.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/state.h"
@@ -378,6 +379,10 @@ static void handle_tick(struct supervisor *s)
     wsd_upgrade_tick(s, now);
     if (!s->stopping)
         wsd_notify_status(&s->notify, s->pool.busy, s->pool.idle);
+    if (wsd_rt_guard_tripped())
+        wsd_log_error(0, "the supervisor ran %d ms at SCHED_FIFO without blocking (a bug: please "
+                         "report it): it runs at the default policy from now on",
+                      WSD_RT_GUARD_US / 1000);
     if (s->strays_pending || now - s->last_sweep_ms >= WSD_STRAYS_SWEEP_MS) {
         s->last_sweep_ms = now;
         wsd_strays_sweep(s);

@@ -50,10 +50,40 @@ async def supervisor_fifo():
           f"the supervisor's children: {others}")
 
 
-@case("WSD_SUPERVISOR_SCHED=other: the supervisor keeps SCHED_OTHER")
+def limit_line(pid, name):
+    """(soft, hard) of the /proc/PID/limits line that starts with name, as text."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith(name):
+                return tuple(line[len(name):].split()[:2])
+    return None
+
+
+@case("the real-time supervisor's guard: RLIMIT_RTTIME 200 ms, so the kernel sends SIGXCPU if it "
+      "ever runs that long without blocking; SIGXCPU moves it to SCHED_OTHER, logged once, and "
+      "wsd serves on; its children keep the default action for SIGXCPU")
+def supervisor_rt_guard():
+    with Wsd(env={"WSD_POOL_MIN": "2"}) as w:
+        check(limit_line(w.pid, "Max realtime timeout") == ("200000", "unlimited"),
+              f"RLIMIT_RTTIME: {limit_line(w.pid, 'Max realtime timeout')}")
+        for pid, comm, st in w.children():
+            with open(f"/proc/{pid}/status") as f:
+                caught = int(next(l for l in f if l.startswith("SigCgt:")).split()[1], 16)
+            check(not caught >> (signal.SIGXCPU - 1) & 1, f"{comm} {pid} catches SIGXCPU")
+        os.kill(w.pid, signal.SIGXCPU)  # what the kernel sends past the limit
+        wait_until(lambda: policy(w.pid) == (os.SCHED_OTHER, 0), 3, "the default policy")
+        lines = wait_until(lambda: [l for l in w.log_lines() if "at SCHED_FIFO without blocking"
+                                    in l], 3, "the guard's log line")
+        check(len(lines) == 1 and "200 ms" in lines[0], f"log: {lines}")
+        echo_once(w, "served after the guard")
+        w.check_clean()
+
+
+@case("WSD_SUPERVISOR_SCHED=other: the supervisor keeps SCHED_OTHER (and no RLIMIT_RTTIME)")
 def supervisor_other():
     with Wsd(env={"WSD_SUPERVISOR_SCHED": "other"}) as w:
         check(policy(w.pid) == (os.SCHED_OTHER, 0), f"the supervisor's policy: {policy(w.pid)}")
+        check(limit_line(w.pid, "Max realtime timeout")[0] == "unlimited", "RLIMIT_RTTIME set")
 
 
 def rtprio_limit(pid):
