@@ -198,41 +198,44 @@ if isinstance(warm_p99, (int, float)):
                  f"{warm_p99 / 1000:.2f} ms | {'met' if warm_p99 < 2000 else '**missed**'} |")
 
 # How close the default mode's connection rate comes to what process creation allows on the
-# servers' CPU (wsbench spawn, same run).
-spawn_rate = median("spawn-c1", "probe", "rate")
-spawn_p50 = median("spawn-c1", "probe", "lat_us.p50")
+# servers' CPU, same run: an empty process (wsbench spawn), and the reference servers
+# (bench/peers/ref_fork.c: the least a process-per-connection server does, forked and exec'd).
+conn_wsd = val("conn-", "handshakes/s", "wsd")
+conn_wd = val("conn-", "handshakes/s", "websocketd")
 process_note = []
-if isinstance(spawn_rate, (int, float)) and spawn_rate:
-    conn_wsd = val("conn-", "handshakes/s", "wsd")
-    conn_wd = val("conn-", "handshakes/s", "websocketd")
-    process_note.append(f"- Empty process (clone3 + exit + reap, one at a time, on the servers' CPU): "
-                        f"{spawn_rate:,.0f}/s, p50 {spawn_p50:,.0f} µs each.")
-    if isinstance(conn_wsd, (int, float)):
-        process_note.append(f"- wsd's conn rate (a fresh worker per connection) is "
-                            f"{conn_wsd / spawn_rate:.2f}x that.")
-    if isinstance(conn_wd, (int, float)) and conn_wd:
-        process_note.append(f"- 5x websocketd would be {5 * conn_wd:,.0f} handshakes/s, "
-                            f"{5 * conn_wd / spawn_rate:.2f}x the empty-process rate, i.e. "
-                            f"{1e6 / (5 * conn_wd):,.0f} µs per connection for everything.")
 
-# The reference servers (bench/peers/ref_fork.c, same run): the least a process-per-connection
-# server does, forked and exec'd.
+
+def is_rate(v):
+    return isinstance(v, (int, float)) and v > 0
+
+
+def against(rate, what):
+    """wsd's conn rate and 5x websocketd's, as multiples of a reference rate."""
+    if is_rate(conn_wsd):
+        process_note.append(f"- wsd's conn rate (a fresh worker per connection) is "
+                            f"{conn_wsd / rate:.2f}x {what}.")
+    if is_rate(conn_wd):
+        process_note.append(f"- 5x websocketd ({5 * conn_wd:,.0f} handshakes/s, "
+                            f"{1e6 / (5 * conn_wd):,.0f} µs per connection for everything) is "
+                            f"{5 * conn_wd / rate:.2f}x {what}.")
+
+
+spawn_rate = median("spawn-c1", "probe", "rate")
+if is_rate(spawn_rate):
+    process_note.append(f"- Empty process (clone3 + exit + reap, one at a time, on the servers' CPU): "
+                        f"{spawn_rate:,.0f}/s, p50 {median('spawn-c1', 'probe', 'lat_us.p50'):,.0f} "
+                        f"µs each.")
+    against(spawn_rate, "that")
 ref_fork = median("ref-fork", "probe", "rate")
 ref_exec = median("ref-exec", "probe", "rate")
-if all(isinstance(v, (int, float)) and v for v in (ref_fork, ref_exec)):
-    conn_wsd = val("conn-", "handshakes/s", "wsd")
-    conn_wd = val("conn-", "handshakes/s", "websocketd")
+if is_rate(ref_fork) and is_rate(ref_exec):
     process_note.append(f"- The least a process-per-connection server does (bench/peers/ref_fork.c: "
                         f"one process answers the handshake, each connection's close handshake "
                         f"runs in a fresh process; conn C=64 like the servers): {ref_fork:,.0f}/s "
                         f"with a forked process, {ref_exec:,.0f}/s with a vfork + exec of a static "
                         f"binary without libc.")
-    if isinstance(conn_wsd, (int, float)):
-        process_note.append(f"- wsd's conn rate is {conn_wsd / ref_fork:.2f}x the forked "
-                            f"reference's and {conn_wsd / ref_exec:.2f}x the exec'd one's.")
-    if isinstance(conn_wd, (int, float)) and conn_wd:
-        process_note.append(f"- 5x websocketd is {5 * conn_wd / ref_fork:.2f}x the forked "
-                            f"reference and {5 * conn_wd / ref_exec:.2f}x the exec'd one.")
+    against(ref_fork, "the forked reference's")
+    against(ref_exec, "the exec'd reference's")
 
 # What a wakeup costs where every connection is a process (wsbench switch, same run): echo at
 # C=1000 wakes a worker, on the servers' CPU, for every few messages.
