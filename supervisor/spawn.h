@@ -26,8 +26,9 @@ pid_t wsd_spawn_process(wsd_child_main_cb child_main, void *arg, int *ret_pidfd)
 
 /* In a new child: name it (comm), die with the supervisor, lead its own process group (so the
  * terminal's ^C reaches only the supervisor, which then stops everyone in order), and leave
- * if the supervisor is already gone; wipe the admin token from its environment; keep no
- * real-time priority limit and only the capabilities in keep_caps (supervisor/caps.h). */
+ * if the supervisor is already gone; wipe the admin token from its environment; lower its
+ * RLIMIT_RTPRIO to 0, give SIGXCPU its default action back (rt_guard.h), and keep only the
+ * capabilities in keep_caps (caps.h). */
 void wsd_spawn_child_init(const char *name, pid_t supervisor_pid, uint64_t keep_caps);
 
 /* The same in a clone of a child that ran wsd_spawn_child_init (a worker, cloned by the
