@@ -249,7 +249,9 @@ async def upgrade_under_load():
 @case("drain timeout: connections still open then get 1001, not before WSD_DRAIN_TIMEOUT_MS",
       timeout=40)
 async def drain_timeout():
-    drain_ms = 1500
+    # longer than the 5 s strays sweep: the draining generation sweeps at least once while the
+    # new one is its child, and must leave it alone (it holds its pidfd)
+    drain_ms = 6000
     w = Wsd(env={"WSD_DRAIN_TIMEOUT_MS": str(drain_ms), "WSD_POOL_MIN": "1"}).start()
     try:
         stop = asyncio.Event()
