@@ -67,8 +67,11 @@ def supervisor_rt_guard():
         check(limit_line(w.pid, "Max realtime timeout") == ("200000", "unlimited"),
               f"RLIMIT_RTTIME: {limit_line(w.pid, 'Max realtime timeout')}")
         for pid, comm, st in w.children():
-            with open(f"/proc/{pid}/status") as f:
-                caught = int(next(l for l in f if l.startswith("SigCgt:")).split()[1], 16)
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    caught = int(next(l for l in f if l.startswith("SigCgt:")).split()[1], 16)
+            except FileNotFoundError:  # reaped since the listing
+                continue
             check(not caught >> (signal.SIGXCPU - 1) & 1, f"{comm} {pid} catches SIGXCPU")
         os.kill(w.pid, signal.SIGXCPU)  # what the kernel sends past the limit
         wait_until(lambda: policy(w.pid) == (os.SCHED_OTHER, 0), 3, "the default policy")
