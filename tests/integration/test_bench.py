@@ -16,8 +16,7 @@ import time
 
 import websockets
 
-from wsdtest import SLOW, WSD_BIN, Skip, Wsd, case, check, run, wait_until
-from wsdtest import wsctl
+from wsdtest import SLOW, WSD_BIN, Skip, Wsd, case, check, proc_fields, run, wait_until, wsctl
 
 WSBENCH = os.path.join(os.path.dirname(WSD_BIN), "bench", "wsbench")
 
@@ -184,8 +183,8 @@ def switch_probe():
 
 def context_switches(pid):
     """Voluntary and involuntary, since pid started."""
-    with open(f"/proc/{pid}/status") as f:
-        return sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+    fields = proc_fields(pid)
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
 
 
 @case("a burst of short connections: the supervisor reads its workers' reports in batches "

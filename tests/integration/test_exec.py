@@ -19,8 +19,8 @@ import tempfile
 import time
 
 from wsdtest import (OP_BINARY, OP_CLOSE, OP_TEXT, SLOW, WSD_BIN, Closed, RawWs, Shared, Wsd,
-                     case, check, close_payload, expect_status, frame, pid_gone, recv_within,
-                     run, upgrade_request, wait_until, ws_connect)
+                     case, check, close_payload, expect_status, frame, pid_gone, proc_fields,
+                     recv_within, run, upgrade_request, wait_until, ws_connect)
 
 WSCTL = os.path.join(os.path.dirname(WSD_BIN), "wsctl")
 GRACE_MS = 600  # WSD_KILL_GRACE_MS: the program's tree gets SIGKILL 300 ms after SIGTERM
@@ -590,9 +590,8 @@ def backpressure_in():
 
 def caps(pid):
     """{'CapPrm': int, 'CapEff': int, 'CapBnd': int, 'CapAmb': int} of a live process."""
-    with open(f"/proc/{pid}/status") as f:
-        return {k: int(v, 16) for k, _, v in (l.partition(":") for l in f)
-                if k in ("CapPrm", "CapEff", "CapBnd", "CapAmb")}
+    return {k: int(v, 16) for k, v in proc_fields(pid).items()
+            if k in ("CapPrm", "CapEff", "CapBnd", "CapAmb")}
 
 
 @case("programs run as nobody (uid 65534) with no capability, cannot read /etc/shadow, and "

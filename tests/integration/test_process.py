@@ -15,8 +15,8 @@ import time
 
 from wsdtest import (WSD_BIN, OP_CLOSE, OP_PING, OP_TEXT, Closed, Shared, Skip, Wsd, await_until, case,
                      check, close_payload, echo_once, expect_server_close, fd_count, local_port,
-                     pid_gone, proc_status, recv_within, run, upgrade_request, wait_until,
-                     ws_connect)
+                     pid_gone, proc_fields, proc_status, recv_within, run, upgrade_request,
+                     wait_until, ws_connect)
 
 srv = Shared(env={"WSD_POOL_MIN": "3"})
 
@@ -67,11 +67,10 @@ def supervisor_rt_guard():
         check(limit_line(w.pid, "Max realtime timeout") == ("200000", "unlimited"),
               f"RLIMIT_RTTIME: {limit_line(w.pid, 'Max realtime timeout')}")
         for pid, comm, st in w.children():
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    caught = int(next(l for l in f if l.startswith("SigCgt:")).split()[1], 16)
-            except FileNotFoundError:  # reaped since the listing
+            fields = proc_fields(pid)
+            if fields is None:  # reaped since the listing
                 continue
+            caught = int(fields["SigCgt"], 16)
             check(not caught >> (signal.SIGXCPU - 1) & 1, f"{comm} {pid} catches SIGXCPU")
         os.kill(w.pid, signal.SIGXCPU)  # what the kernel sends past the limit
         wait_until(lambda: policy(w.pid) == (os.SCHED_OTHER, 0), 3, "the default policy")
@@ -103,9 +102,7 @@ CAP_SYS_RESOURCE = 24
 
 
 def has_cap(bit):
-    with open("/proc/self/status") as f:
-        eff = next(l for l in f if l.startswith("CapEff:")).split()[1]
-    return bool(int(eff, 16) >> bit & 1)
+    return bool(int(proc_fields("self")["CapEff"], 16) >> bit & 1)
 
 
 @contextlib.contextmanager

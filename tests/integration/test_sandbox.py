@@ -19,18 +19,9 @@ import tempfile
 import time
 
 from wsdtest import (OP_TEXT, WSD_BIN, Wsd, case, check, close_payload, echo_once, pidfd_pids,
-                     proc_status, run, wait_until, wsctl)
+                     proc_fields, proc_status, run, wait_until, wsctl)
 
 PROBE = {"WSD_HANDLER": "test-probe", "WSD_POOL_MIN": "2"}
-
-
-def status_fields(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def template_of(w):
@@ -64,19 +55,19 @@ def inherited_from_template():
         t = template_of(w)
         check(t is not None, f"one wsd-template child: {w.children()}")
         for pid in [t] + w.workers():
-            st = status_fields(pid)
+            st = proc_fields(pid)
             check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2" and st["Seccomp_filters"] == "1",
                   f"pid {pid} ({st['Name']}): NoNewPrivs {st['NoNewPrivs']} Seccomp "
                   f"{st['Seccomp']} filters {st['Seccomp_filters']}")
             check(st["PPid"] == str(w.pid), f"worker {pid} is the supervisor's child")
         for pid in [w.pid, w.acceptor()]:
-            st = status_fields(pid)
+            st = proc_fields(pid)
             check(st["Seccomp"] == "0" and st["NoNewPrivs"] == "0", f"{st['Name']} sandboxed")
-        check(int(status_fields(w.pid)["CapEff"], 16) != 0, "these tests run as root: wsd "
+        check(int(proc_fields(w.pid)["CapEff"], 16) != 0, "these tests run as root: wsd "
               "holds capabilities")
         metrics = [p for p, c, s in w.children() if c == "wsd-metrics"]
         for pid in [t, w.acceptor()] + metrics + w.workers():
-            st = status_fields(pid)
+            st = proc_fields(pid)
             held = {k: st[k] for k in CAPS if int(st[k], 16) != 0}
             check(not held, f"pid {pid} ({st['Name']}) holds capabilities: {held}")
         w.check_clean()
@@ -95,7 +86,7 @@ def ambient_capability_dropped():
     os.chmod(exe, 0o755)
     try:
         with Wsd(env=dict(WSD_CONTROL_SOCKET=os.path.join(d, "ctl.sock")), exe=exe) as w:
-            sup = status_fields(w.pid)
+            sup = proc_fields(w.pid)
             check(sup["Uid"].split()[0] == "65534" and int(sup["CapEff"], 16) == 1 << 23,
                   f"the supervisor: uid {sup['Uid']} CapEff {sup['CapEff']}")
             check(os.sched_getscheduler(w.pid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO,
@@ -104,9 +95,8 @@ def ambient_capability_dropped():
             kids = [p for p, c, st in w.children() if st != "Z"]
             check(len(kids) >= 3, f"children: {w.children()}")
             for pid in kids:
-                try:
-                    st = status_fields(pid)
-                except FileNotFoundError:  # the worker that served the echo, gone since
+                st = proc_fields(pid)
+                if st is None:  # the worker that served the echo, gone since
                     continue
                 held = {k: st[k] for k in CAPS if k != "CapBnd" and int(st[k], 16) != 0}
                 check(not held, f"pid {pid} ({st['Name']}) holds capabilities: {held}")
@@ -189,7 +179,7 @@ def template_replaced():
         check(new != old, "the same template")
         fresh = wait_until(lambda: set(w.workers()) - before, 3, "workers from the new template")
         for pid in fresh:
-            st = status_fields(pid)
+            st = proc_fields(pid)
             check(st["Seccomp"] == "2" and st["NoNewPrivs"] == "1", f"new worker {pid}: {st}")
         check(any("worker template pid=%d killed by signal 9" % old in l for l in w.log_lines()),
               "the template's end is logged")

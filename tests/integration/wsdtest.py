@@ -205,15 +205,20 @@ def kv(line):
 # /proc
 
 
-def proc_status(pid):
-    """{'Name':..., 'State': 'S', 'PPid': int} or None if the process is gone."""
+def proc_fields(pid):
+    """Every field of /proc/PID/status as text ({'Name': 'wsd', 'CapEff': '00000...', ...}), or
+    None if the process is gone. pid may be "self"."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            d = {}
-            for line in f:
-                k, _, v = line.partition(":")
-                d[k] = v.strip()
+            return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
     except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def proc_status(pid):
+    """{'Name':..., 'State': 'S', 'PPid': int} or None if the process is gone."""
+    d = proc_fields(pid)
+    if d is None:
         return None
     return {"Name": d.get("Name", ""), "State": d.get("State", "?")[:1], "PPid": int(d.get("PPid", "0"))}
 
