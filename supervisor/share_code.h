@@ -13,9 +13,8 @@
  * read-only segment of every loaded object one anonymous page, a private copy of its first
  * page with the same bytes, written through /proc/self/mem (the kernel's forced
  * copy-on-write, as a debugger's breakpoint does), so the mapping never becomes writable.
- * From then on a clone inherits the template's entries for the whole mapping. Returns how
- * many segments got their page; 0 where /proc/self/mem cannot be written, which costs only
- * the faults. */
-int wsd_share_code_with_clones(void);
+ * From then on a clone inherits the template's entries for the whole mapping. Where
+ * /proc/self/mem cannot be written, nothing changes but the faults. */
+void wsd_share_code_with_clones(void);
 
 #endif

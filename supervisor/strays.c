@@ -39,12 +39,15 @@ static void add_own(pid_t *own, size_t *n, int pidfd, pid_t pid)
         own[(*n)++] = pid;
 }
 
+/* Besides the workers and keyholders: acceptor, template, wsd-metrics, a new generation. */
+#define OWN_SINGLES 4
+
 /* The pids of every process of ours the supervisor holds a pidfd of, sorted; NULL if out of
  * memory. */
 static pid_t *own_pids(const struct supervisor *s, size_t *ret_n)
 {
     size_t n = 0;
-    pid_t *own = malloc((s->pool.cap + WSD_KEYHOLDERS_MAX + 4) * sizeof(*own));
+    pid_t *own = malloc((s->pool.cap + WSD_KEYHOLDERS_MAX + OWN_SINGLES) * sizeof(*own));
     if (!own)
         return NULL;
     add_own(own, &n, s->acceptor_pidfd, s->acceptor_pid);

@@ -71,7 +71,7 @@ static void reply(uint32_t slot, long pid, int pidfd)
 static void template_run(void *arg)
 {
     struct supervisor *s = arg;
-    (void)wsd_share_code_with_clones();
+    wsd_share_code_with_clones();
     if (wsd_sandbox_enter(s->cfg) < 0)
         _exit(WSD_EXIT_FATAL);
     (void)wsd_trim_supervisor_libs(); /* after the filter is loaded: libseccomp goes too */
