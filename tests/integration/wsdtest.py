@@ -505,10 +505,19 @@ class Wsd:
             raise Fail(f"wsd exited with status {self.proc.returncode} before listening:\n"
                        + self.log_tail())
         try:
-            socket.create_connection((self.host, self.port), 1).close()
-            return True
+            s = socket.create_connection((self.host, self.port), 1)
         except OSError:
             return False
+        # Wait for the acceptor to close its end (EOF here): its fd count, taken next as its
+        # baseline, must not include this probe's connection.
+        with s:
+            try:
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+        return True
 
     def __enter__(self):
         return self.start()
